@@ -1,0 +1,6 @@
+"""Keras 3 layers of the library, each registered for ``.keras`` serialization."""
+
+from anomaly_models.layers.missing_value_imputation import MissingValueImputation
+from anomaly_models.layers.numerical_anomaly_detection import NumericalAnomalyDetection
+
+__all__ = ["MissingValueImputation", "NumericalAnomalyDetection"]

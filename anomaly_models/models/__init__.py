@@ -1,0 +1,6 @@
+"""Keras 3 models of the library, each registered for ``.keras`` serialization."""
+
+from anomaly_models.models.autoencoder import Autoencoder
+from anomaly_models.models.feature_score_network import FeatureScoreNetwork
+
+__all__ = ["Autoencoder", "FeatureScoreNetwork"]

@@ -1,0 +1,90 @@
+"""FeatureScoreNetwork: raw columns in, per-feature anomaly contributions out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+from keras import ops
+
+from anomaly_models.layers.numerical_anomaly_detection import NumericalAnomalyDetection
+from anomaly_models.models.autoencoder import Autoencoder
+
+
+@keras.saving.register_keras_serializable(package="anomaly_models")
+class FeatureScoreNetwork(keras.Model):
+    """The network behind ``AnomalyDetector``: ``preprocessing -> core -> contributions``.
+
+    Input: the dict of ``(batch, 1)`` columns the preprocessing model takes.
+    Output: ``(batch, d)`` non-negative per-feature contributions whose row sum is the anomaly
+    score. The contribution of feature ``j`` is the core's per-feature score divided by
+    ``feature_scale[j]`` (the mean of that score on the training rows, set by the detector, so each
+    feature weighs about 1 on normal data) and by ``d`` (so the score is a mean over features).
+
+    Cores:
+        * ``Autoencoder``: squared reconstruction error per feature; trained on its mean.
+        * ``NumericalAnomalyDetection``: the layer's scores; trained by the layer's own loss.
+
+    Args:
+        preprocessing_model: Keras model, raw columns -> ``(batch, d)`` float features.
+        core: ``Autoencoder`` (without preprocessing) or ``NumericalAnomalyDetection``.
+        num_features: ``d``, the width of the preprocessed features.
+        detector_state: JSON-serialisable state of the owning detector (saved in the config).
+    """
+
+    def __init__(
+        self,
+        preprocessing_model: keras.Model,
+        core: keras.layers.Layer,
+        num_features: int,
+        detector_state: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if not isinstance(core, (Autoencoder, NumericalAnomalyDetection)):
+            raise ValueError(
+                "`core` must be an Autoencoder or a NumericalAnomalyDetection layer, "
+                f"received {type(core).__name__}"
+            )
+        self.preprocessing_model = preprocessing_model
+        self.core = core
+        self.num_features = int(num_features)
+        self.detector_state = dict(detector_state or {})
+        self.feature_scale = self.add_weight(
+            shape=(self.num_features,), initializer="ones", trainable=False, name="feature_scale"
+        )
+
+    def per_feature_scores(self, inputs: Any, training: bool | None = None) -> Any:
+        """The core's unscaled per-feature scores, ``(batch, d)``."""
+        features = ops.cast(self.preprocessing_model(inputs), self.compute_dtype)
+        if isinstance(self.core, Autoencoder):
+            errors = ops.square(features - self.core(features, training=training))
+            if training is not None:  # fit and evaluate: reconstruction MSE is the loss
+                self.add_loss(ops.mean(errors))
+            return errors
+        return self.core(features, training=training)
+
+    def call(self, inputs: Any, training: bool | None = None) -> Any:
+        scores = self.per_feature_scores(inputs, training=training)
+        return scores / (self.feature_scale * float(self.num_features))
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(
+            {
+                "preprocessing_model": keras.saving.serialize_keras_object(self.preprocessing_model),
+                "core": keras.saving.serialize_keras_object(self.core),
+                "num_features": self.num_features,
+                "detector_state": self.detector_state,
+            }
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> FeatureScoreNetwork:
+        config = dict(config)
+        config["preprocessing_model"] = keras.saving.deserialize_keras_object(
+            config["preprocessing_model"]
+        )
+        config["core"] = keras.saving.deserialize_keras_object(config["core"])
+        return cls(**config)

@@ -1,0 +1,1 @@
+"""Utilities kept at the import paths the seed documents use."""
