@@ -64,21 +64,27 @@ class AnomalyDetector:
         patience: Epochs without improvement of the held-out loss before stopping.
         seed: Seed of weights, shuffling and the held-out split; same seed + data = same model.
         reconstruction_weight / distribution_weight: score weights of the ``"feature"`` kind.
+        scaling: ``"robust"`` (median / IQR, default) or ``"standard"`` (mean / std), fitted on
+            the rows given to ``fit``.
+        tail_compression: Apply ``asinh`` after scaling (default True), so rare huge normal
+            values do not outrank real anomalies; see ``layers.TailCompression``.
         verbose: Keras ``fit`` verbosity.
     """
 
     def __init__(
         self,
         kind: str = "autoencoder",
-        hidden_dims: Sequence[int] = (64, 32, 8),
-        epochs: int = 20,
-        batch_size: int = 256,
-        learning_rate: float = 1e-3,
+        hidden_dims: Sequence[int] = (64, 32, 16),
+        epochs: int = 30,
+        batch_size: int = 512,
+        learning_rate: float = 2e-3,
         validation_fraction: float = 0.1,
-        patience: int = 3,
+        patience: int = 5,
         seed: int = 0,
         reconstruction_weight: float = 0.5,
         distribution_weight: float = 0.5,
+        scaling: str = "robust",
+        tail_compression: bool = True,
         verbose: int = 0,
     ) -> None:
         if kind not in KINDS:
@@ -101,6 +107,10 @@ class AnomalyDetector:
             NumericalAnomalyDetection(
                 self.hidden_dims, self.reconstruction_weight, self.distribution_weight
             )
+        if scaling not in ("standard", "robust"):
+            raise ValueError(f"`scaling` must be 'standard' or 'robust', received scaling={scaling!r}")
+        self.scaling = scaling
+        self.tail_compression = bool(tail_compression)
         self.verbose = int(verbose)
 
     # ------------------------------------------------------------------ parameters and state
@@ -117,6 +127,8 @@ class AnomalyDetector:
             "seed": self.seed,
             "reconstruction_weight": self.reconstruction_weight,
             "distribution_weight": self.distribution_weight,
+            "scaling": self.scaling,
+            "tail_compression": self.tail_compression,
             "verbose": self.verbose,
         }
 
@@ -199,9 +211,28 @@ class AnomalyDetector:
         return frame.astype("float32")
 
     # -------------------------------------------------------------------------------- fitting
-    def _build_network(self, train: pd.DataFrame) -> FeatureScoreNetwork:
-        preprocessing = build_preprocessing_model(train)
-        d = train.shape[1]
+    def build_preprocessing(self, X: Any) -> keras.Model:
+        """The preprocessing model ``fit`` would build for normal rows ``X`` (scaling per params)."""
+        return build_preprocessing_model(
+            self._as_frame(X, fitting=True), scaling=self.scaling,
+            tail_compression=self.tail_compression,
+        )
+
+    def _build_network(
+        self, train: pd.DataFrame, preprocessing: keras.Model | None
+    ) -> FeatureScoreNetwork:
+        if preprocessing is None:
+            preprocessing = build_preprocessing_model(
+                train, scaling=self.scaling, tail_compression=self.tail_compression
+            )
+        else:
+            expected = list(train.columns)
+            if list(preprocessing.input.keys()) != expected:
+                raise ValueError(
+                    f"the preprocessing model takes columns {list(preprocessing.input.keys())}, "
+                    f"but X has {expected}"
+                )
+        d = int(preprocessing.output.shape[-1])
         if self.kind == "autoencoder":
             core: keras.layers.Layer = Autoencoder(
                 input_dim=d,
@@ -220,10 +251,14 @@ class AnomalyDetector:
         network(frame_to_inputs(train.iloc[:2], preprocessing))  # build every weight
         return network
 
-    def fit(self, X: Any, y: Any = None) -> AnomalyDetector:
+    def fit(
+        self, X: Any, y: Any = None, preprocessing_model: keras.Model | None = None
+    ) -> AnomalyDetector:
         """Fit on normal rows ``X`` of shape ``(n, d)``; ``y`` is ignored (API compatibility).
 
-        Preprocessing (median imputation, standardization) is fitted on ``X`` too. Sets
+        Preprocessing (median imputation, scaling, tail compression) is fitted on ``X`` too,
+        unless a ready ``preprocessing_model`` (from ``build_preprocessing``, numeric columns
+        only, inputs named like ``X``'s columns) is given. Sets
         ``network_``, ``feature_names_in_``, ``n_features_in_``, ``history_`` (loss per epoch),
         ``training_scores_`` (scores of ``X``), ``fit_seconds_``; clears any threshold.
         """
@@ -236,7 +271,7 @@ class AnomalyDetector:
         if n_holdout and len(frame) - n_holdout < 2:
             n_holdout = 0
         holdout, train = frame.iloc[order[:n_holdout]], frame.iloc[order[n_holdout:]]
-        network = self._build_network(train)
+        network = self._build_network(train, preprocessing_model)
         network.compile(optimizer=keras.optimizers.Adam(self.learning_rate), loss=None)
         callbacks = []
         validation_data = None

@@ -4,8 +4,10 @@
 Keras model with one named input per column (a dict of ``(batch, 1)`` tensors keyed by the column
 name) and one output, ``(batch, n_out)`` float32:
 
-* numeric columns: NaN replaced by the column's median, then standardized with the column's mean
-  and standard deviation (constant columns are only centred);
+* numeric columns: NaN replaced by the column's median, then scaled: ``scaling="standard"``
+  (default) uses the mean and standard deviation, ``scaling="robust"`` the median and the
+  interquartile range (falling back to the standard deviation, then 1, when that is 0); with
+  ``tail_compression=True`` the scaled values then go through ``asinh`` (``TailCompression``);
 * categorical columns (strings, booleans, pandas categories): one-hot over the most frequent
   ``max_categories`` values plus one slot for values not seen in the profile.
 
@@ -17,6 +19,7 @@ with ``safe_mode=True``.
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from anomaly_models.layers.missing_value_imputation import MissingValueImputation
+from anomaly_models.layers.tail_compression import TailCompression
 
 
 @dataclass
@@ -38,6 +42,7 @@ class ColumnProfile:
     mean: float | None = None
     std: float | None = None
     median: float | None = None
+    iqr: float | None = None
     min: float | None = None
     max: float | None = None
     categories: list[str] = field(default_factory=list)
@@ -66,6 +71,7 @@ def profile_dataframe(df: pd.DataFrame, max_categories: int = 50) -> dict[str, C
                 name=name, kind="numeric", dtype=str(series.dtype),
                 n_missing=int(np.isnan(values).sum()), mean=float(finite.mean()),
                 std=float(finite.std()), median=float(np.median(finite)),
+                iqr=float(np.subtract(*np.percentile(finite, [75, 25]))),
                 min=float(finite.min()), max=float(finite.max()),
             )
         else:
@@ -93,8 +99,12 @@ def build_preprocessing_model(
     max_categories: int = 50,
     profiles: dict[str, ColumnProfile] | None = None,
     name: str = "preprocessing",
+    scaling: str = "standard",
+    tail_compression: bool = False,
 ) -> keras.Model:
     """Build the preprocessing model for the columns of ``df`` (see the module docstring)."""
+    if scaling not in ("standard", "robust"):
+        raise ValueError(f"`scaling` must be 'standard' or 'robust', received scaling={scaling!r}")
     profiles = profiles if profiles is not None else profile_dataframe(df, max_categories)
     taken: set[str] = set()
     inputs: dict[str, Any] = {}
@@ -112,12 +122,18 @@ def build_preprocessing_model(
             if len(numeric) > 1 else inputs[numeric[0].name]
         )
         imputed = MissingValueImputation([p.median for p in numeric], name="impute_median")(stacked)
-        variance = np.array([p.std**2 if p.std and p.std > 0 else 1.0 for p in numeric])
-        blocks.append(
-            keras.layers.Normalization(
-                mean=np.array([p.mean for p in numeric]), variance=variance, name="standardize"
-            )(imputed)
-        )
+        if scaling == "standard":
+            centre = [p.mean for p in numeric]
+            scale = [p.std if p.std else 1.0 for p in numeric]
+        else:
+            centre = [p.median for p in numeric]
+            scale = [p.iqr or p.std or 1.0 for p in numeric]
+        scaled = keras.layers.Normalization(
+            mean=np.array(centre), variance=np.square(scale), name=f"{scaling}_scaling"
+        )(imputed)
+        if tail_compression:
+            scaled = TailCompression(name="tail_compression")(scaled)
+        blocks.append(scaled)
     for p in categorical:
         lookup = keras.layers.StringLookup(
             vocabulary=p.categories or ["<none>"], output_mode="one_hot", num_oov_indices=1,
@@ -125,7 +141,10 @@ def build_preprocessing_model(
         )
         blocks.append(lookup(inputs[p.name]))
     output = blocks[0] if len(blocks) == 1 else keras.layers.Concatenate(name="features")(blocks)
-    return keras.Model(inputs=inputs, outputs=output, name=name)
+    with warnings.catch_warnings():
+        # Keys are the real column names on purpose; tensor names are their Keras-safe versions.
+        warnings.filterwarnings("ignore", message="When providing `inputs` as a dict")
+        return keras.Model(inputs=inputs, outputs=output, name=name)
 
 
 def frame_to_inputs(df: pd.DataFrame, model: keras.Model) -> dict[str, np.ndarray]:
@@ -144,7 +163,9 @@ def frame_to_inputs(df: pd.DataFrame, model: keras.Model) -> dict[str, np.ndarra
     for n, spec in model.input.items():
         series = df[columns[n]]
         if spec.dtype == "string":
-            out[n] = series.astype(str).to_numpy().reshape(-1, 1)
+            # missing categories become "" (out of vocabulary), never the text "nan"
+            text = series.astype(object).where(series.notna(), "").astype(str)
+            out[n] = text.to_numpy(dtype=object).reshape(-1, 1)
         else:
             out[n] = series.to_numpy(dtype="float32", na_value=np.nan).reshape(-1, 1)
     return out
@@ -174,8 +195,11 @@ class DataAnalyzer:
             self.profiles_ = profile_dataframe(self.df, self.max_categories)
         return self.profiles_
 
-    def create_preprocessing_model(self, name: str = "preprocessing") -> keras.Model:
-        """The preprocessing model for the analysed DataFrame."""
+    def create_preprocessing_model(
+        self, name: str = "preprocessing", scaling: str = "standard", tail_compression: bool = False
+    ) -> keras.Model:
+        """The preprocessing model for the analysed DataFrame (options as ``build_preprocessing_model``)."""
         return build_preprocessing_model(
-            self.df, self.max_categories, profiles=self.analyze(), name=name
+            self.df, self.max_categories, profiles=self.analyze(), name=name,
+            scaling=scaling, tail_compression=tail_compression,
         )

@@ -2,5 +2,6 @@
 
 from anomaly_models.layers.missing_value_imputation import MissingValueImputation
 from anomaly_models.layers.numerical_anomaly_detection import NumericalAnomalyDetection
+from anomaly_models.layers.tail_compression import TailCompression
 
-__all__ = ["MissingValueImputation", "NumericalAnomalyDetection"]
+__all__ = ["MissingValueImputation", "NumericalAnomalyDetection", "TailCompression"]

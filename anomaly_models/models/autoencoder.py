@@ -86,6 +86,15 @@ class Autoencoder(keras.Model):
         self.std_var = self.add_weight(
             shape=(), initializer="ones", trainable=False, name="score_std"
         )
+        # The dense stack's input width is known now: build it, so `load_weights` works on a
+        # freshly constructed model (the seed's save_weights / load_weights round trip).
+        shape: tuple[int | None, ...] = (None, self.input_dim)
+        for layer in (
+            self.encoder_dense, self.encoder_bottleneck, self.decoder_dense, self.decoder_output
+        ):
+            layer.build(shape)
+            shape = layer.compute_output_shape(shape)
+        self.built = True  # a preprocessing model, if any, is a built functional model
 
     # ----------------------------------------------------------------------------- properties
     @property
@@ -146,7 +155,12 @@ class Autoencoder(keras.Model):
 
     # ------------------------------------------------------------------------------ training
     def fit(self, x=None, y=None, batch_size=None, **kwargs):  # noqa: D401 - Keras signature
-        """``keras.Model.fit``; afterwards sets ``median``/``std`` from the whole training data."""
+        """``keras.Model.fit``; afterwards sets ``median``/``std`` from the whole training data.
+
+        A model that was not compiled is compiled with ``Adam`` and ``"mse"`` first.
+        """
+        if not self.compiled:
+            self.compile(optimizer="adam", loss="mse")
         history = super().fit(x, y, batch_size=batch_size, **kwargs)
         errors = self._errors_over(x, batch_size or 256)
         if errors.size:

@@ -1,0 +1,549 @@
+"""Step 1, ingest: read the source, write an immutable snapshot with a content hash, split it.
+
+Outputs (paths from ``params.data``)::
+
+    <snapshot_dir>/snapshot.parquet   the source as read (every column, every row)
+    <snapshot_dir>/snapshot.json      source, rows, columns and dtypes, sha256 of the content
+    <split_dir>/train.parquet         60 % (default) - ALL train rows, label column included
+    <split_dir>/validation.parquet    20 %
+    <split_dir>/test.parquet          20 %
+    <split_dir>/split.json            feature columns, sizes, anomaly rates, seed, snapshot hash
+
+The split files hold the timestamp column (when set), the feature columns and the label column
+(when set), in the source's column order; other columns stay in the snapshot only.
+
+**Training uses normal rows only**: ``train.parquet`` keeps every train row, anomalies included, so
+that later steps can report on them; whoever fits a model filters them out with
+:func:`normal_rows` (``label == 0``). Without a label column every row counts as normal.
+
+The split follows the benchmark protocol (``../shared/BENCHMARK.md``): scikit-learn's
+``train_test_split`` first takes off the training part (``1 - validation - test``), then divides
+the rest into validation and test, both stratified on the label when there is one, with
+``random_state = split.seed``. With ``data.timestamp_column`` the rows are sorted by time and cut
+into contiguous blocks instead (oldest = train, newest = test), without shuffling.
+
+Every problem with the input raises :class:`DataError` naming the problem and the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from flows.config import Params, resolve
+
+__all__ = [
+    "BUILTIN_SOURCES",
+    "SPLIT_NAMES",
+    "DataError",
+    "IngestResult",
+    "atomic_write_json",
+    "atomic_write_parquet",
+    "content_hash",
+    "feature_columns",
+    "ingest",
+    "normal_rows",
+    "read_source",
+    "read_table",
+    "split_paths",
+]
+
+SPLIT_NAMES = ("train", "validation", "test")
+SNAPSHOT_FILE = "snapshot.parquet"
+SNAPSHOT_META_FILE = "snapshot.json"
+SPLIT_META_FILE = "split.json"
+HASH_METHOD = "sha256 over column names + dtypes and pandas.util.hash_pandas_object(index=False)"
+
+# builtin:<name> -> (package, resource path inside it, description)
+BUILTIN_SOURCES: dict[str, tuple[str, str, str]] = {
+    "shuttle": (
+        "river",
+        "datasets/shuttle.csv.gz",
+        "Statlog Shuttle (ODDS form) shipped in the river package, BSD-3",
+    ),
+}
+
+_CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".csv.zip", ".csv.xz", ".csv.zst")
+_PARQUET_SUFFIXES = (".parquet", ".pq")
+
+
+class DataError(ValueError):
+    """The input data cannot be used; the message names the problem and the file."""
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """What :func:`ingest` wrote, and its metrics."""
+
+    snapshot_path: Path
+    snapshot_meta_path: Path
+    train_path: Path
+    validation_path: Path
+    test_path: Path
+    split_meta_path: Path
+    sha256: str
+    feature_columns: list[str]
+    label_column: str | None
+    timestamp_column: str | None
+    metrics: dict[str, float | int] = field(default_factory=dict)
+
+    @property
+    def split_paths(self) -> dict[str, Path]:
+        return {
+            "train": self.train_path,
+            "validation": self.validation_path,
+            "test": self.test_path,
+        }
+
+
+# --------------------------------------------------------------------------- small helpers
+def _tmp_name(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+
+
+def atomic_write_parquet(df: pd.DataFrame, path: Path) -> Path:
+    """Write ``df`` (without its index) to ``path`` via a temporary name and ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_name(path)
+    try:
+        df.to_parquet(tmp, index=False)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def atomic_write_json(obj: Any, path: Path) -> Path:
+    """Write ``obj`` as indented, strict JSON (no NaN/Infinity) via a temporary name."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(obj, indent=2, allow_nan=False, default=str) + "\n"
+    tmp = _tmp_name(path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def _display(root: Path, path: Path) -> str:
+    """``path`` relative to ``root`` when inside it (keeps metadata machine-independent)."""
+    try:
+        return Path(path).resolve().relative_to(Path(root).resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _examples(values: Iterable[Any], limit: int = 5) -> str:
+    out = []
+    for v in values:
+        if len(out) >= limit:
+            break
+        out.append(repr(v.item() if isinstance(v, np.generic) else v))
+    return ", ".join(out)
+
+
+def _columns_text(columns: Iterable[Any]) -> str:
+    cols = [str(c) for c in columns]
+    text = ", ".join(cols[:30])
+    return text + (f", ... ({len(cols)} in all)" if len(cols) > 30 else "")
+
+
+def split_paths(params: Params, root: Path) -> dict[str, Path]:
+    """``{"train": .../train.parquet, "validation": ..., "test": ...}`` for these settings."""
+    split_dir = resolve(root, params.data.split_dir)
+    return {name: split_dir / f"{name}.parquet" for name in SPLIT_NAMES}
+
+
+def normal_rows(df: pd.DataFrame, label_column: str | None) -> pd.DataFrame:
+    """The rows a detector is fitted on: ``label == 0`` when there is a label, else all rows."""
+    if label_column is None or label_column not in df.columns:
+        return df
+    return df[df[label_column] == 0]
+
+
+def content_hash(df: pd.DataFrame) -> str:
+    """SHA-256 of a frame's content: column names, dtypes and values, row order included.
+
+    Computed from the data (``pandas.util.hash_pandas_object``), not from file bytes, so it does
+    not depend on the file format or the Parquet writer's version.
+    """
+    h = hashlib.sha256()
+    header = [[str(c), str(t)] for c, t in zip(df.columns, df.dtypes, strict=True)]
+    h.update(json.dumps(header).encode())
+    h.update(str(len(df)).encode())
+    if len(df.columns) and len(df):
+        h.update(pd.util.hash_pandas_object(df, index=False).to_numpy().tobytes())
+    return h.hexdigest()
+
+
+# --------------------------------------------------------------------------- reading
+def _kind(path: Path) -> str | None:
+    name = path.name.lower()
+    if name.endswith(_CSV_SUFFIXES):
+        return "csv"
+    if name.endswith(_PARQUET_SUFFIXES):
+        return "parquet"
+    return None
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """Read one CSV (optionally compressed) or Parquet file; problems raise :class:`DataError`."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"data file not found: {path}")
+    if not path.is_file():
+        raise DataError(f"not a regular file: {path}")
+    kind = _kind(path)
+    if kind is None:
+        raise DataError(
+            f"unsupported file type: {path} (expected {', '.join(_CSV_SUFFIXES)} "
+            f"or {', '.join(_PARQUET_SUFFIXES)})"
+        )
+    if path.stat().st_size == 0:
+        raise DataError(f"empty data file (0 bytes): {path}")
+    try:
+        df = pd.read_csv(path, low_memory=False) if kind == "csv" else pd.read_parquet(path)
+    except pd.errors.EmptyDataError as exc:
+        raise DataError(f"empty data file (no columns, no rows): {path}") from exc
+    except Exception as exc:  # parser, decompression, Arrow and OS errors alike
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(
+            f"cannot read {path} as {'CSV' if kind == 'csv' else 'Parquet'}: {reason}"
+        ) from exc
+    if len(df.columns) == 0:
+        raise DataError(f"empty data file (no columns): {path}")
+    if len(df) == 0:
+        raise DataError(f"empty data file (a header but 0 rows): {path}")
+    df.columns = [str(c) for c in df.columns]
+    return df
+
+
+def _builtin(name: str) -> tuple[pd.DataFrame, str]:
+    if name not in BUILTIN_SOURCES:
+        raise DataError(
+            f"unknown built-in data set 'builtin:{name}' (data.source); "
+            f"available: {', '.join('builtin:' + n for n in BUILTIN_SOURCES)}"
+        )
+    package, resource, _ = BUILTIN_SOURCES[name]
+    try:
+        ref = resources.files(package).joinpath(resource)
+    except ModuleNotFoundError as exc:
+        raise DataError(
+            f"builtin:{name} is read from the '{package}' package, which is not installed "
+            f"(pip install {package})"
+        ) from exc
+    with resources.as_file(ref) as path:
+        if not Path(path).is_file():
+            raise DataError(f"builtin:{name}: {resource} is missing from the '{package}' package")
+        return read_table(path), f"{package}:{resource}"
+
+
+def read_source(source: str, root: Path) -> tuple[pd.DataFrame, list[str]]:
+    """Read ``data.source``: ``builtin:<name>``, a CSV/Parquet file, or a folder of them.
+
+    A folder's CSV/Parquet files (hidden files and other types are skipped) are concatenated in
+    sorted name order; they must all have the same columns. Returns the frame and the list of
+    files read (as shown in error messages and metadata).
+    """
+    if source.startswith("builtin:"):
+        df, where = _builtin(source.removeprefix("builtin:"))
+        return df, [where]
+    path = resolve(root, source)
+    if not path.exists():
+        raise DataError(f"data file not found: {path} (data.source = {source!r})")
+    if path.is_file():
+        return read_table(path), [str(path)]
+    files = sorted(
+        p
+        for p in path.iterdir()
+        if p.is_file() and not p.name.startswith((".", "_")) and _kind(p) is not None
+    )
+    if not files:
+        raise DataError(f"no CSV or Parquet files in folder {path} (data.source = {source!r})")
+    frames = []
+    first_cols: list[str] = []
+    for i, f in enumerate(files):
+        df = read_table(f)
+        if i == 0:
+            first_cols = list(df.columns)
+        elif set(df.columns) != set(first_cols):
+            missing = [c for c in first_cols if c not in df.columns]
+            extra = [c for c in df.columns if c not in first_cols]
+            raise DataError(
+                f"{f}: columns differ from those of {files[0].name} (all files in {path} must "
+                f"have the same columns): missing {missing}, unexpected {extra}"
+            )
+        frames.append(df[first_cols])
+    return pd.concat(frames, ignore_index=True), [str(f) for f in files]
+
+
+# --------------------------------------------------------------------------- columns
+def _is_numeric(s: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype)
+
+
+def _non_numeric_values(s: pd.Series) -> pd.Series:
+    """The non-null values of ``s`` that are not numbers."""
+    present = s[s.notna()]
+    converted = pd.to_numeric(present, errors="coerce")
+    return present[converted.isna()]
+
+
+def feature_columns(df: pd.DataFrame, params: Params, source: str = "the data") -> list[str]:
+    """The model's input columns: ``data.feature_columns`` when set (each must exist and be
+    numeric), else every numeric column except the label and timestamp columns.
+
+    Text columns are left out, except one whose values are mostly numbers: that is a numeric
+    column with bad values, and raises :class:`DataError` rather than silently disappearing.
+    Boolean columns are not numeric features (convert them to 0/1).
+    """
+    label, ts = params.data.label_column, params.data.timestamp_column
+    configured = params.data.feature_columns
+    if configured is not None:
+        missing = [c for c in configured if c not in df.columns]
+        if missing:
+            raise DataError(
+                f"feature column(s) {missing} (data.feature_columns) not found in {source}; "
+                f"columns present: {_columns_text(df.columns)}"
+            )
+        for c in configured:
+            if not _is_numeric(df[c]) and not df[c].isna().all():
+                bad = _non_numeric_values(df[c])
+                example = f", e.g. {_examples(bad, 3)}" if len(bad) else ""
+                raise DataError(
+                    f"feature column {c!r} in {source} is not numeric (dtype {df[c].dtype}"
+                    f"{example}); fix the data or remove it from data.feature_columns"
+                )
+        return list(configured)
+
+    cols: list[str] = []
+    skipped: list[str] = []
+    for c in df.columns:
+        if c in (label, ts):
+            continue
+        s = df[c]
+        if _is_numeric(s) or s.isna().all():
+            cols.append(c)  # an all-empty column is reported by ingest, not silently dropped
+            continue
+        if pd.api.types.is_bool_dtype(s.dtype):
+            skipped.append(f"{c} (bool)")
+            continue
+        bad = _non_numeric_values(s)
+        n_present = int(s.notna().sum())
+        if n_present and len(bad) <= 0.5 * n_present:
+            raise DataError(
+                f"feature column {c!r} in {source} is not numeric: {len(bad)} of {n_present} "
+                f"values are not numbers (e.g. {_examples(bad.unique(), 3)}); fix the data, or "
+                "list data.feature_columns without it"
+            )
+        skipped.append(f"{c} ({s.dtype}, e.g. {_examples(s.dropna().unique(), 1)})")
+    if not cols:
+        raise DataError(
+            f"no numeric feature columns in {source}; columns present: "
+            f"{_columns_text(df.columns)}"
+            + (f"; non-numeric: {', '.join(skipped)}" if skipped else "")
+            + (f"; label column: {label!r}" if label else "")
+        )
+    return cols
+
+
+def _check_label(df: pd.DataFrame, label: str, source: str) -> pd.Series:
+    if label not in df.columns:
+        raise DataError(
+            f"label column {label!r} (data.label_column) not found in {source}; columns present: "
+            f"{_columns_text(df.columns)} (set data.label_column to one of them, or to null)"
+        )
+    s = df[label]
+    if pd.api.types.is_bool_dtype(s.dtype):
+        return s.astype("int64")
+    bad = s[~s.isin([0, 1])] if _is_numeric(s) else s[~s.isin([0, 1, "0", "1"])]
+    if len(bad):
+        values = sorted({("NaN" if pd.isna(v) else v) for v in bad.tolist()}, key=str)
+        raise DataError(
+            f"label column {label!r} in {source} must hold only 0 (normal) and 1 (anomaly); "
+            f"{len(bad)} row(s) hold other values: {_examples(values, 8)}"
+        )
+    return pd.to_numeric(s).astype("int64")
+
+
+def _check_timestamp(df: pd.DataFrame, ts: str, source: str) -> pd.Series:
+    if ts not in df.columns:
+        raise DataError(
+            f"timestamp column {ts!r} (data.timestamp_column) not found in {source}; columns "
+            f"present: {_columns_text(df.columns)}"
+        )
+    s = df[ts]
+    if not (_is_numeric(s) or pd.api.types.is_datetime64_any_dtype(s.dtype)):
+        try:
+            s = pd.to_datetime(s)
+        except (ValueError, TypeError) as exc:
+            raise DataError(
+                f"timestamp column {ts!r} in {source} holds values that are not times "
+                f"(e.g. {_examples(s.dropna().unique(), 2)}): {exc}"
+            ) from exc
+    if s.isna().any():
+        raise DataError(
+            f"timestamp column {ts!r} in {source} has {int(s.isna().sum())} missing value(s)"
+        )
+    return s
+
+
+# --------------------------------------------------------------------------- split
+def _split_once(
+    df: pd.DataFrame, test_size: float, seed: int, label: str | None
+) -> tuple[pd.DataFrame, pd.DataFrame, bool]:
+    from sklearn.model_selection import train_test_split
+
+    if label is not None and df[label].nunique() > 1:
+        try:
+            a, b = train_test_split(df, test_size=test_size, random_state=seed, stratify=df[label])
+            return a, b, True
+        except ValueError:
+            pass  # a class too small to stratify on: fall back to a plain random split
+    a, b = train_test_split(df, test_size=test_size, random_state=seed)
+    return a, b, False
+
+
+def _split(
+    df: pd.DataFrame, params: Params, label: str | None, ts: str | None, source: str
+) -> tuple[dict[str, pd.DataFrame], bool]:
+    val_f, test_f = params.split.validation_fraction, params.split.test_fraction
+    n = len(df)
+    plan = f"{1 - val_f - test_f:.0%}/{val_f:.0%}/{test_f:.0%} train/validation/test split"
+    if ts is not None:
+        order = df[ts].sort_values(kind="mergesort").index
+        df = df.loc[order]
+        n_val, n_test = round(n * val_f), round(n * test_f)
+        n_train = n - n_val - n_test
+        if min(n_train, n_val, n_test) < 1:
+            raise DataError(f"too few rows in {source} for a {plan}: {n} row(s)")
+        parts = {
+            "train": df.iloc[:n_train],
+            "validation": df.iloc[n_train : n_train + n_val],
+            "test": df.iloc[n_train + n_val :],
+        }
+        return {k: v.reset_index(drop=True) for k, v in parts.items()}, False
+    try:
+        if n < 3:
+            raise ValueError(f"{n} row(s) cannot make three non-empty parts")
+        train, rest, strat1 = _split_once(df, round(val_f + test_f, 12), params.split.seed, label)
+        val, test, strat2 = _split_once(
+            rest, round(test_f / (val_f + test_f), 12), params.split.seed, label
+        )
+    except ValueError as exc:
+        raise DataError(f"too few rows in {source} for a {plan}: {n} row(s) ({exc})") from exc
+    parts = {"train": train, "validation": val, "test": test}
+    empty = [k for k, v in parts.items() if len(v) == 0]
+    if empty:
+        raise DataError(f"too few rows in {source} for a {plan}: {n} row(s) leave {empty} empty")
+    return {k: v.reset_index(drop=True) for k, v in parts.items()}, strat1 and strat2
+
+
+# --------------------------------------------------------------------------- the step
+def ingest(params: Params, root: Path) -> IngestResult:
+    """Read ``data.source``, check it, write the snapshot and the train/validation/test split.
+
+    All checks run before anything is written, so bad input leaves the previous outputs alone.
+
+    Raises:
+        DataError: missing/empty/unreadable file, no numeric feature columns, a non-numeric or
+            all-NaN feature column, a missing or non-0/1 label column, too few rows to split.
+    """
+    root = Path(root)
+    data = params.data
+    raw, files = read_source(data.source, root)
+    builtin = data.source.startswith("builtin:")
+    if builtin:
+        source = f"{data.source} ({files[0]})"
+    else:
+        source = files[0] if len(files) == 1 else f"{data.source} ({len(files)} files)"
+
+    label, ts = data.label_column, data.timestamp_column
+    features = feature_columns(raw, params, source)
+    empty = [c for c in features if raw[c].isna().all()]
+    if empty:
+        raise DataError(
+            f"feature column {empty[0]!r} in {source} has no values (all NaN)"
+            + (f"; also all-NaN: {empty[1:]}" if len(empty) > 1 else "")
+        )
+    frame = raw.copy()
+    if label is not None:
+        frame[label] = _check_label(raw, label, source)
+    if ts is not None:
+        frame[ts] = _check_timestamp(raw, ts, source)
+    keep = set(features) | {c for c in (label, ts) if c is not None}
+    frame = frame[[c for c in raw.columns if c in keep]]
+    splits, stratified = _split(frame, params, label, ts, source)
+
+    # ---- everything checked: write
+    snap_dir = resolve(root, data.snapshot_dir)
+    split_dir = resolve(root, data.split_dir)
+    snapshot_path = snap_dir / SNAPSHOT_FILE
+    sha = content_hash(raw)
+    meta = {
+        "source": data.source,
+        "files": files if builtin else [_display(root, Path(f)) for f in files],
+        "rows": len(raw),
+        "columns": [{"name": c, "dtype": str(t)} for c, t in raw.dtypes.items()],
+        "sha256": sha,
+        "hash_method": HASH_METHOD,
+    }
+    atomic_write_parquet(raw, snapshot_path)
+    meta_path = atomic_write_json(meta, snap_dir / SNAPSHOT_META_FILE)
+
+    metrics: dict[str, float | int] = {"rows": len(frame), "n_features": len(features)}
+    if label is not None:
+        metrics["anomaly_rate"] = float(frame[label].mean())
+    paths = split_paths(params, root)
+    for name, part in splits.items():
+        atomic_write_parquet(part, paths[name])
+        metrics[f"{name}_rows"] = len(part)
+        if label is not None:
+            metrics[f"{name}_anomaly_rate"] = float(part[label].mean())
+    metrics["train_normal_rows"] = len(normal_rows(splits["train"], label))
+    if label is not None:
+        metrics["stratified"] = int(stratified)
+
+    split_meta = {
+        "snapshot_sha256": sha,
+        "source": data.source,
+        "feature_columns": features,
+        "label_column": label,
+        "timestamp_column": ts,
+        "seed": params.split.seed,
+        "validation_fraction": params.split.validation_fraction,
+        "test_fraction": params.split.test_fraction,
+        "method": "time-ordered contiguous" if ts is not None else "train_test_split",
+        "stratified": bool(stratified),
+        "files": {name: _display(root, p) for name, p in paths.items()},
+        "metrics": metrics,
+        "note": "train.parquet holds every train row; fit detectors on label == 0 rows only",
+    }
+    split_meta_path = atomic_write_json(split_meta, split_dir / SPLIT_META_FILE)
+
+    return IngestResult(
+        snapshot_path=snapshot_path,
+        snapshot_meta_path=meta_path,
+        train_path=paths["train"],
+        validation_path=paths["validation"],
+        test_path=paths["test"],
+        split_meta_path=split_meta_path,
+        sha256=sha,
+        feature_columns=features,
+        label_column=label,
+        timestamp_column=ts,
+        metrics=metrics,
+    )
