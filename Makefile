@@ -1,0 +1,52 @@
+# Two commands on a fresh machine (Python 3.11 and git): `make run`, then `make test`.
+# Every target creates .venv first when it is missing or older than pyproject.toml.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+# Keep every tool's state inside the repo and no telemetry leaving the machine.
+export PREFECT_HOME := $(CURDIR)/.prefect
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export MLFLOW_DISABLE_TELEMETRY := true
+export DVC_NO_ANALYTICS := 1
+export DVC_SITE_CACHE_DIR := $(CURDIR)/.dvc/site-cache
+export TF_CPP_MIN_LOG_LEVEL := 3
+export MPLBACKEND := Agg
+
+.PHONY: help run test test-fast repro ui bench lint clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+run: $(STAMP)  ## train on the built-in default data (Prefect flow) and register the model
+	$(BIN)/anomaly train
+
+test: $(STAMP)  ## the whole test suite (real Keras, Prefect, MLflow, GX, DVC)
+	$(BIN)/pytest
+
+test-fast: $(STAMP)  ## the tests not marked slow or e2e
+	$(BIN)/pytest -m "not slow and not e2e"
+
+repro: $(STAMP)  ## the same pipeline through DVC: dvc repro
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro
+
+ui: $(STAMP)  ## the MLflow UI on http://127.0.0.1:5000 (promote models by moving aliases)
+	$(BIN)/mlflow ui --backend-store-uri "sqlite:///$(CURDIR)/mlflow.db" --host 127.0.0.1 --port 5000
+
+bench: $(STAMP)  ## quality and speed benchmarks (writes BENCHMARKS.md); pip install -e '.[bench]' for PyOD peers
+	$(BIN)/python benchmarks/shuttle_tabular.py --write
+
+lint: $(STAMP)
+	$(BIN)/ruff check anomaly_models flows tests benchmarks
+
+clean:  ## remove generated state (models, data outputs, registry, caches); keeps .venv
+	rm -rf mlflow.db mlartifacts mlruns .prefect gx data/interim data/processed data/scored \
+	       data/quarantine data/reports models plots metrics.json .dvc/cache .dvc/tmp .dvc/site-cache .cache

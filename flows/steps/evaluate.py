@@ -1,0 +1,343 @@
+"""Step 6, evaluate: score the test split with the calibrated model; metrics and plots.
+
+Inputs::
+
+    <split_dir>/test.parquet, <split_dir>/split.json    (ingest)
+    models/model.keras                                  (calibrate)
+
+Outputs (fixed paths under the project root; every one is written on every run, with or without
+labels, so DVC always finds its declared outs)::
+
+    metrics.json                  for ``dvc metrics show``; with labels: roc_auc, pr_auc (average
+                                  precision), precision, recall, f1 (at the threshold),
+                                  threshold, n_test, n_anomalies, anomaly_rate, flagged_rate,
+                                  false_alarm_rate; without labels: threshold, n_test,
+                                  flagged_rate only
+    plots/roc.csv                 fpr,tpr          (<= 2000 points; header only without labels)
+    plots/pr.csv                  recall,precision (<= 2000 points; header only without labels)
+    plots/scores.csv              score,label of the test rows (score only without labels;
+                                  a fixed-seed sample of 10,000 rows when the split is larger)
+    plots/score_histogram.png     normal vs anomalous test scores, log-scaled counts, threshold line
+    plots/roc_curve.png           ROC curve with the operating point at the threshold
+    plots/pr_curve.png            precision-recall curve with the operating point
+    plots/top_contributions.png   heatmap: share of each feature in the score of the
+                                  ``evaluate.top_flagged_rows`` highest-scoring test rows
+
+Without labels the ROC / PR PNGs say that they need labels, and :attr:`EvaluateResult.plot_paths`
+lists only the plots that carry information (those the register step logs as artifacts).
+Figures are drawn on matplotlib's Agg canvas (no pyplot, no display, no global state).
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from flows.config import Params
+from flows.steps.calibrate import MODEL_FILE
+from flows.steps.ingest import DataError, atomic_write_json
+from flows.steps.preprocess import PLOTS_DIR, atomic_save, load_split, require_file
+
+__all__ = [
+    "CURVE_POINTS",
+    "DATA_FILES",
+    "EvaluateResult",
+    "METRICS_FILE",
+    "PNG_FILES",
+    "SCORES_ROWS",
+    "downsample",
+    "evaluate",
+]
+
+log = logging.getLogger(__name__)
+
+METRICS_FILE = "metrics.json"
+ROC_CSV = f"{PLOTS_DIR}/roc.csv"
+PR_CSV = f"{PLOTS_DIR}/pr.csv"
+SCORES_CSV = f"{PLOTS_DIR}/scores.csv"
+HISTOGRAM_PNG = f"{PLOTS_DIR}/score_histogram.png"
+ROC_PNG = f"{PLOTS_DIR}/roc_curve.png"
+PR_PNG = f"{PLOTS_DIR}/pr_curve.png"
+CONTRIBUTIONS_PNG = f"{PLOTS_DIR}/top_contributions.png"
+DATA_FILES = (ROC_CSV, PR_CSV, SCORES_CSV)
+PNG_FILES = (HISTOGRAM_PNG, ROC_PNG, PR_PNG, CONTRIBUTIONS_PNG)
+
+#: Most points written per curve file.
+CURVE_POINTS = 2000
+#: Most rows written to plots/scores.csv.
+SCORES_ROWS = 10_000
+
+NO_LABELS_NOTE = (
+    "no labels (data.label_column is null): metrics.json holds threshold, n_test and "
+    "flagged_rate only; ROC-AUC, PR-AUC, precision, recall and F1 need labels"
+)
+
+
+@dataclass(frozen=True)
+class EvaluateResult:
+    """What :func:`evaluate` wrote and measured.
+
+    ``plot_paths`` are the informative PNGs (for the register step to log); ``data_paths`` the
+    CSV files for ``dvc plots``; ``outputs`` every file written.
+    """
+
+    metrics_path: Path
+    plot_paths: list[Path]
+    data_paths: list[Path]
+    metrics: dict[str, Any] = field(default_factory=dict)
+    has_labels: bool = True
+    note: str | None = None
+    outputs: list[Path] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- data helpers
+def downsample(n: int, limit: int = CURVE_POINTS) -> np.ndarray:
+    """At most ``limit`` evenly spaced indices into ``range(n)``, first and last included."""
+    if n <= limit:
+        return np.arange(n)
+    return np.unique(np.linspace(0, n - 1, limit).round().astype(np.int64))
+
+
+def _write_csv(path: Path, header: Sequence[str], columns: Sequence[np.ndarray]) -> Path:
+    def write(tmp: Path) -> None:
+        with tmp.open("w", newline="", encoding="utf-8") as fh:
+            out = csv.writer(fh, lineterminator="\n")
+            out.writerow(header)
+            for row in zip(*columns, strict=True):
+                out.writerow([v.item() if isinstance(v, np.generic) else v for v in row])
+
+    return atomic_save(path, write)
+
+
+def _float_or_none(value: float) -> float | None:
+    value = float(value)
+    return value if np.isfinite(value) else None
+
+
+def _label_metrics(y: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, Any]:
+    from sklearn.metrics import (
+        average_precision_score,
+        precision_recall_fscore_support,
+        roc_auc_score,
+    )
+
+    flagged = scores > threshold
+    both = 0 < int(y.sum()) < len(y)
+    if both:
+        roc_auc = _float_or_none(roc_auc_score(y, scores))
+        pr_auc = _float_or_none(average_precision_score(y, scores))
+    else:
+        roc_auc = pr_auc = None  # undefined with one class; written as null
+        log.warning(
+            "the test split holds only %s rows: ROC-AUC and PR-AUC are undefined (null)",
+            "anomalous" if y.all() else "normal",
+        )
+    precision, recall, f1, _ = precision_recall_fscore_support(
+        y, flagged.astype("int64"), average="binary", pos_label=1, zero_division=0
+    )
+    normal = y == 0
+    return {
+        "roc_auc": roc_auc,
+        "pr_auc": pr_auc,
+        "precision": float(precision),
+        "recall": float(recall),
+        "f1": float(f1),
+        "threshold": float(threshold),
+        "n_test": len(y),
+        "n_anomalies": int(y.sum()),
+        "anomaly_rate": float(y.mean()),
+        "flagged_rate": float(flagged.mean()),
+        "false_alarm_rate": float(flagged[normal].mean()) if normal.any() else 0.0,
+    }
+
+
+# --------------------------------------------------------------------------- figures
+def _figure(width: float, height: float) -> Any:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save_png(fig: Any, path: Path) -> Path:
+    return atomic_save(path, lambda tmp: fig.savefig(tmp, format="png"))
+
+
+def _histogram(scores: np.ndarray, y: np.ndarray | None, threshold: float, path: Path) -> Path:
+    fig = _figure(7.5, 4.5)
+    ax = fig.add_subplot()
+    positive = scores[scores > 0]
+    log_x = positive.size == scores.size and scores.max() / max(scores.min(), 1e-300) > 100
+    if log_x:
+        bins = np.geomspace(scores.min(), scores.max(), 61)
+        ax.set_xscale("log")
+    else:
+        bins = np.linspace(scores.min(), scores.max() if scores.max() > scores.min() else scores.min() + 1, 61)
+    if y is None:
+        ax.hist(scores, bins=bins, color="tab:blue", alpha=0.8, label=f"test rows (n={scores.size})")
+    else:
+        for value, name, colour in ((0, "normal", "tab:blue"), (1, "anomalous", "tab:red")):
+            part = scores[y == value]
+            if part.size:
+                ax.hist(part, bins=bins, color=colour, alpha=0.6, label=f"{name} (n={part.size})")
+    ax.axvline(threshold, color="black", linestyle="--", linewidth=1.5,
+               label=f"threshold = {threshold:.4g}")
+    ax.set_yscale("log")
+    ax.set_xlabel("anomaly score" + (" (log scale)" if log_x else ""))
+    ax.set_ylabel("test rows (log scale)")
+    ax.set_title("Anomaly scores on the test split")
+    ax.legend(loc="upper right")
+    return _save_png(fig, path)
+
+
+def _unavailable(title: str, path: Path) -> Path:
+    fig = _figure(5.5, 5)
+    ax = fig.add_subplot()
+    ax.set_axis_off()
+    ax.text(0.5, 0.5, f"{title}\nneeds labels\n(data.label_column is null)", ha="center",
+            va="center", fontsize=12)
+    return _save_png(fig, path)
+
+
+def _roc(fpr: np.ndarray, tpr: np.ndarray, auc: float | None, point: tuple[float, float],
+         path: Path) -> Path:
+    fig = _figure(5.5, 5)
+    ax = fig.add_subplot()
+    ax.plot(fpr, tpr, color="tab:blue", linewidth=2,
+            label=f"ROC (AUC = {auc:.4f})" if auc is not None else "ROC")
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="chance")
+    ax.plot(*point, "o", color="black", label="at the threshold")
+    ax.set(xlim=(-0.01, 1.01), ylim=(-0.01, 1.01), xlabel="false positive rate",
+           ylabel="true positive rate (recall)", title="ROC curve, test split")
+    ax.legend(loc="lower right")
+    return _save_png(fig, path)
+
+
+def _pr(recall: np.ndarray, precision: np.ndarray, ap: float | None, base: float,
+        point: tuple[float, float], path: Path) -> Path:
+    fig = _figure(5.5, 5)
+    ax = fig.add_subplot()
+    ax.plot(recall, precision, color="tab:red", linewidth=2,
+            label=f"PR (AP = {ap:.4f})" if ap is not None else "PR")
+    ax.axhline(base, color="grey", linestyle=":", label=f"anomaly rate = {base:.3g}")
+    ax.plot(*point, "o", color="black", label="at the threshold")
+    ax.set(xlim=(-0.01, 1.01), ylim=(-0.01, 1.01), xlabel="recall", ylabel="precision",
+           title="Precision-recall curve, test split")
+    ax.legend(loc="lower left")
+    return _save_png(fig, path)
+
+
+def _contributions(contrib: np.ndarray, scores: np.ndarray, y: np.ndarray | None,
+                   threshold: float, features: list[str], top: int, path: Path) -> Path:
+    order = np.argsort(-scores, kind="stable")[: min(top, scores.size)]
+    rows = contrib[order]
+    totals = rows.sum(axis=1, keepdims=True)
+    share = np.divide(rows, totals, out=np.zeros_like(rows), where=totals > 0)
+    k, d = share.shape
+    fig = _figure(max(6.0, 1.0 + 0.7 * d + 3.0), max(3.0, 1.5 + 0.3 * k))
+    ax = fig.add_subplot()
+    image = ax.imshow(share, aspect="auto", cmap="viridis", vmin=0.0, vmax=1.0)
+    ax.set_xticks(range(d), labels=features, rotation=45, ha="right")
+    labels = []
+    for i in order:
+        tag = "" if y is None else (" anomaly" if y[i] == 1 else " normal")
+        flag = "*" if scores[i] > threshold else " "
+        labels.append(f"{flag}row {i}  score {scores[i]:.3g}{tag}")
+    ax.set_yticks(range(k), labels=labels, fontsize=8)
+    if k * d <= 300:
+        for r in range(k):
+            for c in range(d):
+                ax.text(c, r, f"{share[r, c]:.2f}", ha="center", va="center", fontsize=7,
+                        color="white" if share[r, c] < 0.6 else "black")
+    ax.set_xlabel("feature")
+    ax.set_title(f"Per-feature share of the score, top {k} test rows (* = flagged)")
+    fig.colorbar(image, ax=ax, label="share of the row's anomaly score")
+    return _save_png(fig, path)
+
+
+# --------------------------------------------------------------------------- the step
+def evaluate(params: Params, root: Path) -> EvaluateResult:
+    """Score the test split with ``models/model.keras``; write metrics.json, curves and plots."""
+    from anomaly_models.detector import AnomalyDetector
+
+    root = Path(root)
+    model_path = require_file(root / MODEL_FILE, "calibrate")
+    detector = AnomalyDetector.load(model_path)
+    if detector.threshold_ is None:
+        raise DataError(f"{model_path} has no threshold; run `anomaly stage calibrate`")
+    threshold = float(detector.threshold_)
+    split = load_split(params, root, "test")
+    features = [str(c) for c in detector.feature_names_in_]
+    contrib = detector.feature_scores(split.frame[features])
+    scores = contrib.sum(axis=1)
+    y = split.y
+    has_labels = y is not None
+
+    written: list[Path] = []
+    plots: list[Path] = []
+    if has_labels:
+        from sklearn.metrics import precision_recall_curve, roc_curve
+
+        metrics = _label_metrics(y, scores, threshold)
+        point_roc = (metrics["false_alarm_rate"], metrics["recall"])
+        point_pr = (metrics["recall"], metrics["precision"])
+        if 0 < metrics["n_anomalies"] < len(y):
+            fpr, tpr, _ = roc_curve(y, scores)
+            precision, recall, _ = precision_recall_curve(y, scores)
+        else:
+            fpr = tpr = precision = recall = np.empty(0)
+        i = downsample(fpr.size)
+        written.append(_write_csv(root / ROC_CSV, ["fpr", "tpr"], [fpr[i], tpr[i]]))
+        # precision_recall_curve returns decreasing recall; write it increasing for plotting
+        j = downsample(recall.size)[::-1]
+        written.append(_write_csv(root / PR_CSV, ["recall", "precision"],
+                                  [recall[j], precision[j]]))
+        plots.append(_roc(fpr, tpr, metrics["roc_auc"], point_roc, root / ROC_PNG))
+        plots.append(_pr(recall, precision, metrics["pr_auc"], metrics["anomaly_rate"],
+                         point_pr, root / PR_PNG))
+        note = None
+    else:
+        metrics = {
+            "threshold": threshold,
+            "n_test": int(scores.size),
+            "flagged_rate": float(np.mean(scores > threshold)),
+        }
+        note = NO_LABELS_NOTE
+        log.warning("evaluate: %s", note)
+        written.append(_write_csv(root / ROC_CSV, ["fpr", "tpr"], [np.empty(0), np.empty(0)]))
+        written.append(_write_csv(root / PR_CSV, ["recall", "precision"],
+                                  [np.empty(0), np.empty(0)]))
+        written.append(_unavailable("ROC curve", root / ROC_PNG))
+        written.append(_unavailable("Precision-recall curve", root / PR_PNG))
+
+    rows = np.arange(scores.size)
+    if rows.size > SCORES_ROWS:
+        rows = np.sort(np.random.default_rng(0).choice(rows.size, SCORES_ROWS, replace=False))
+    if has_labels:
+        written.append(_write_csv(root / SCORES_CSV, ["score", "label"], [scores[rows], y[rows]]))
+    else:
+        written.append(_write_csv(root / SCORES_CSV, ["score"], [scores[rows]]))
+
+    plots.insert(0, _histogram(scores, y, threshold, root / HISTOGRAM_PNG))
+    plots.append(_contributions(contrib, scores, y, threshold, features,
+                                params.evaluate.top_flagged_rows, root / CONTRIBUTIONS_PNG))
+    metrics_path = atomic_write_json(metrics, root / METRICS_FILE)
+    written.extend(plots)
+    written.append(metrics_path)
+    return EvaluateResult(
+        metrics_path=metrics_path,
+        plot_paths=plots,
+        data_paths=[root / p for p in DATA_FILES],
+        metrics=metrics,
+        has_labels=has_labels,
+        note=note,
+        outputs=written,
+    )

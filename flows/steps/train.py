@@ -1,0 +1,153 @@
+"""Step 4, train: fit the :class:`AnomalyDetector` of ``params`` on the normal training rows.
+
+Inputs::
+
+    <split_dir>/train.parquet, <split_dir>/split.json    (ingest)
+    models/preprocessing.keras                           (preprocess)
+
+Outputs (fixed paths under the project root, declared as DVC outs)::
+
+    models/detector.keras            the fitted, *uncalibrated* detector (one .keras file,
+                                     preprocessing inside; reloads with safe_mode=True)
+    models/training_history.json     per-epoch loss / val_loss, epochs run, best epoch, fit time,
+                                     detector parameters
+    plots/loss.csv                   epoch,loss,val_loss (for ``dvc plots``; val_loss is empty when
+                                     train.validation_fraction is 0)
+
+The detector is fitted on ``label == 0`` rows (every row without labels) with the preprocessing
+model of the preprocess step, loaded with ``safe_mode=True``. Early stopping on the held-out
+``train.validation_fraction`` restores the best weights.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from flows.config import Params
+from flows.steps.ingest import DataError, atomic_write_json
+from flows.steps.preprocess import (
+    MODELS_DIR,
+    PLOTS_DIR,
+    PREPROCESSING_MODEL_FILE,
+    atomic_save,
+    detector_from_params,
+    load_split,
+    require_file,
+)
+
+__all__ = [
+    "DETECTOR_FILE",
+    "HISTORY_FILE",
+    "LOSS_CSV",
+    "TrainResult",
+    "TrainingDiverged",
+    "detector_from_params",
+    "train",
+]
+
+DETECTOR_FILE = f"{MODELS_DIR}/detector.keras"
+HISTORY_FILE = f"{MODELS_DIR}/training_history.json"
+LOSS_CSV = f"{PLOTS_DIR}/loss.csv"
+
+
+class TrainingDiverged(RuntimeError):
+    """The training loss became NaN or infinite; nothing was written."""
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What :func:`train` wrote, and its metrics (``fit_seconds``, ``epochs_run``,
+    ``final_loss``, ``final_val_loss`` (absent without a held-out part), ``best_epoch``,
+    ``n_rows``)."""
+
+    model_path: Path
+    history_path: Path
+    loss_csv_path: Path
+    metrics: dict[str, float | int] = field(default_factory=dict)
+
+    @property
+    def outputs(self) -> list[Path]:
+        return [self.model_path, self.history_path, self.loss_csv_path]
+
+
+def _write_loss_csv(history: dict[str, list[float]], path: Path) -> Path:
+    loss = history.get("loss", [])
+    val = history.get("val_loss", [])
+
+    def write(tmp: Path) -> None:
+        with tmp.open("w", newline="", encoding="utf-8") as fh:
+            out = csv.writer(fh, lineterminator="\n")
+            out.writerow(["epoch", "loss", "val_loss"])
+            for i, value in enumerate(loss):
+                out.writerow([i + 1, repr(value), repr(val[i]) if i < len(val) else ""])
+
+    return atomic_save(path, write)
+
+
+def train(params: Params, root: Path) -> TrainResult:
+    """Fit the detector on the normal training rows with the saved preprocessing model."""
+    import keras
+
+    root = Path(root)
+    detector = detector_from_params(params)  # ConfigError for an unavailable model.kind
+    split = load_split(params, root, "train")
+    X = split.normal()
+    if len(X) < 2:
+        raise DataError(f"{split.path} has {len(X)} normal row(s); training needs at least 2")
+    pre_path = require_file(root / PREPROCESSING_MODEL_FILE, "preprocess")
+    preprocessing = keras.models.load_model(pre_path, safe_mode=True)
+    expected = list(preprocessing.input.keys())
+    if expected != split.feature_columns:
+        raise DataError(
+            f"{pre_path} takes columns {expected} but the split's feature columns are "
+            f"{split.feature_columns}; rerun `anomaly stage preprocess`"
+        )
+
+    detector.fit(X, preprocessing_model=preprocessing)
+    history = detector.history_
+    loss = history.get("loss", [])
+    val_loss = history.get("val_loss", [])
+    for name, values in (("loss", loss), ("val_loss", val_loss)):
+        bad = [i + 1 for i, v in enumerate(values) if not math.isfinite(v)]
+        if bad:
+            raise TrainingDiverged(
+                f"training diverged: {name} is {values[bad[0] - 1]} at epoch {bad[0]}; "
+                f"lower train.learning_rate (now {params.train.learning_rate})"
+            )
+
+    epochs_run = len(loss)
+    metrics: dict[str, float | int] = {
+        "fit_seconds": round(float(detector.fit_seconds_), 3),
+        "epochs_run": epochs_run,
+        "final_loss": float(loss[-1]),
+        "n_rows": len(X),
+    }
+    best_epoch = epochs_run
+    if val_loss:
+        metrics["final_val_loss"] = float(val_loss[-1])
+        best_epoch = min(range(len(val_loss)), key=val_loss.__getitem__) + 1
+        metrics["best_val_loss"] = float(val_loss[best_epoch - 1])
+    metrics["best_epoch"] = best_epoch
+
+    model_path = atomic_save(root / DETECTOR_FILE, detector.save)
+    record = {
+        "epochs_run": epochs_run,
+        "best_epoch": best_epoch,
+        "restored_best_weights": bool(val_loss) and best_epoch != epochs_run,
+        "history": {k: list(v) for k, v in history.items()},
+        "detector": detector.get_params(),
+        "feature_columns": split.feature_columns,
+        "rows": "normal train rows" if split.label_column else "all train rows (no labels)",
+        "metrics": metrics,
+    }
+    history_path = atomic_write_json(record, root / HISTORY_FILE)
+    loss_csv_path = _write_loss_csv(history, root / LOSS_CSV)
+    return TrainResult(
+        model_path=model_path,
+        history_path=history_path,
+        loss_csv_path=loss_csv_path,
+        metrics=metrics,
+    )

@@ -1,0 +1,229 @@
+"""AnomalyDetector: the fit / calibrate / score / predict / save / load contract."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from anomaly_models import AnomalyDetector, NotFittedError
+from anomaly_models.thresholds import ThresholdResult
+
+FEATURES = ["temp", "pressure", "flow"]
+
+
+def normal_rows(n: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    base = rng.normal(size=(n, 1))
+    # correlated sensors driven by one hidden state, each with its own small noise
+    data = np.hstack([base * 3 + 20, -0.5 * base + 1, base * 2 + 5])
+    data += rng.normal(size=(n, 3)) * np.array([0.1, 0.02, 0.1])
+    return pd.DataFrame(data, columns=FEATURES)
+
+
+@pytest.fixture(scope="module")
+def fitted() -> AnomalyDetector:
+    det = AnomalyDetector(hidden_dims=[16, 8, 2], epochs=25, batch_size=64, learning_rate=5e-3, seed=3)
+    return det.fit(normal_rows(1500, 0))
+
+
+@pytest.fixture(scope="module")
+def calibrated(fitted) -> AnomalyDetector:
+    fitted.calibrate(normal_rows(500, 1), method="quantile", q=0.99)
+    return fitted
+
+
+def test_fit_sets_fitted_attributes(fitted):
+    assert list(fitted.feature_names_in_) == FEATURES and fitted.n_features_in_ == 3
+    assert len(fitted.history_["loss"]) >= 1 and "val_loss" in fitted.history_
+    assert fitted.training_scores_.shape == (1500,) and fitted.fit_seconds_ > 0
+    assert fitted.threshold_ is None
+    # contributions are scaled so a typical training row scores about 1
+    assert np.mean(fitted.training_scores_) == pytest.approx(1.0, rel=0.05)
+
+
+def test_score_shapes_and_contributions_sum_to_the_score(calibrated):
+    X = normal_rows(50, 2)
+    scores = calibrated.score_samples(X)
+    contributions = calibrated.feature_scores(X)
+    assert scores.shape == (50,) and contributions.shape == (50, 3)
+    assert scores.dtype == np.float64 and (contributions >= 0).all()
+    np.testing.assert_allclose(contributions.sum(axis=1), scores, rtol=1e-6)
+
+
+def test_threshold_is_the_quantile_of_validation_scores(fitted):
+    X_val = normal_rows(400, 5)
+    record = fitted.calibrate(X_val, method="quantile", q=0.9)
+    assert isinstance(record, ThresholdResult) and record.method == "quantile"
+    assert fitted.threshold_ == pytest.approx(np.quantile(fitted.score_samples(X_val), 0.9))
+    assert record.false_alarm_rate == pytest.approx(0.1, abs=0.005)
+    fitted.calibrate(normal_rows(500, 1), method="quantile", q=0.99)  # restore for other tests
+
+
+def test_calibration_with_labels_uses_normal_rows_only(fitted):
+    X_val = pd.concat([normal_rows(300, 6), normal_rows(30, 7) * 10], ignore_index=True)
+    y_val = np.r_[np.zeros(300), np.ones(30)]
+    fitted.calibrate(X_val, y_val, method="median_mad", k=3.0)
+    normal_scores = fitted.score_samples(X_val.iloc[:300])
+    mad = np.median(np.abs(normal_scores - np.median(normal_scores)))
+    assert fitted.threshold_ == pytest.approx(np.median(normal_scores) + 3.0 * 1.4826 * mad)
+    fitted.calibrate(normal_rows(500, 1), method="quantile", q=0.99)
+
+
+def test_outliers_are_flagged_and_the_corrupted_feature_is_blamed(calibrated):
+    X = normal_rows(200, 9)
+    corrupted = X.copy()
+    corrupted["pressure"] += 1.0  # 2 standard deviations of pressure, 50 of its noise
+    assert calibrated.predict(X).mean() < 0.05
+    assert calibrated.predict(corrupted).mean() > 0.95
+    assert (calibrated.feature_scores(corrupted).argmax(axis=1) == 1).mean() > 0.9
+    # breaking the correlation is caught, though each value on its own is ordinary
+    swapped = X.copy()
+    swapped["flow"] = X["flow"].sample(frac=1.0, random_state=0).to_numpy()
+    assert np.median(calibrated.score_samples(swapped)) > 3 * np.median(calibrated.score_samples(X))
+
+
+def test_predict_and_decision_function_agree(calibrated):
+    X = pd.concat([normal_rows(100, 10), normal_rows(10, 11) * 3], ignore_index=True)
+    flags = calibrated.predict(X)
+    assert set(np.unique(flags)) <= {0, 1} and flags.dtype == np.int64
+    np.testing.assert_array_equal(flags, (calibrated.decision_function(X) > 0).astype(int))
+
+
+def test_score_frame_columns(calibrated):
+    X = normal_rows(20, 12).set_index(pd.RangeIndex(100, 120))
+    frame = calibrated.score_frame(X)
+    assert list(frame.columns) == ["anomaly_score", "is_anomaly"] + [f"contribution_{c}" for c in FEATURES]
+    assert list(frame.index) == list(X.index)
+
+
+def test_columns_are_matched_by_name_not_position(calibrated):
+    X = normal_rows(30, 13)
+    reordered = X[["flow", "temp", "pressure"]].assign(extra=1.0)
+    np.testing.assert_array_equal(calibrated.score_samples(reordered), calibrated.score_samples(X))
+
+
+def test_numpy_input_uses_positional_columns(calibrated):
+    X = normal_rows(30, 14)
+    np.testing.assert_allclose(calibrated.score_samples(X.to_numpy()), calibrated.score_samples(X))
+
+
+def test_save_load_round_trip_is_exact(calibrated, tmp_path):
+    X = normal_rows(300, 15)
+    path = calibrated.save(tmp_path / "detector.keras")
+    assert path.is_file()
+    loaded = AnomalyDetector.load(path)
+    assert loaded.get_params() == calibrated.get_params()
+    assert loaded.threshold_ == calibrated.threshold_
+    assert loaded.threshold_record_ == calibrated.threshold_record_
+    assert list(loaded.feature_names_in_) == FEATURES
+    np.testing.assert_array_equal(loaded.score_samples(X), calibrated.score_samples(X))
+    np.testing.assert_array_equal(loaded.predict(X), calibrated.predict(X))
+    # a loaded detector can be saved again
+    AnomalyDetector.load(loaded.save(tmp_path / "again.keras"))
+
+
+def test_same_seed_same_model():
+    X = normal_rows(300, 16)
+    kwargs = {"hidden_dims": [8, 2], "epochs": 2, "batch_size": 64, "seed": 7}
+    a = AnomalyDetector(**kwargs).fit(X).score_samples(X)
+    b = AnomalyDetector(**kwargs).fit(X).score_samples(X)
+    np.testing.assert_array_equal(a, b)
+
+
+def test_feature_kind_fits_scores_and_round_trips(tmp_path):
+    X = normal_rows(400, 17)
+    det = AnomalyDetector(kind="feature", hidden_dims=[8, 4], epochs=5, batch_size=64, seed=0).fit(X)
+    det.calibrate(normal_rows(200, 18))
+    corrupted = X.iloc[:50].copy()
+    corrupted["temp"] += 30.0
+    assert det.predict(corrupted).mean() > 0.9
+    assert (det.feature_scores(corrupted).argmax(axis=1) == 0).mean() > 0.9
+    loaded = AnomalyDetector.load(det.save(tmp_path / "feature.keras"))
+    np.testing.assert_array_equal(loaded.score_samples(X), det.score_samples(X))
+
+
+# ------------------------------------------------------------------------------ bad input
+def test_wrong_feature_count(calibrated):
+    with pytest.raises(ValueError, match=r"X has 2 features, but this detector was fitted with 3"):
+        calibrated.score_samples(np.zeros((4, 2)))
+
+
+def test_missing_column_is_named(calibrated):
+    with pytest.raises(ValueError, match=r"missing feature column\(s\) \['flow'\]"):
+        calibrated.score_samples(normal_rows(5, 0).drop(columns="flow"))
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_nan_and_inf_are_rejected_naming_the_column(calibrated, bad):
+    X = normal_rows(5, 0)
+    X.loc[2, "pressure"] = bad
+    with pytest.raises(ValueError, match=r"column\(s\): pressure \(1 rows\)"):
+        calibrated.score_samples(X)
+    with pytest.raises(ValueError, match=r"pressure \(1 rows\)"):
+        AnomalyDetector(epochs=1).fit(X)
+
+
+def test_non_numeric_column_is_named(calibrated):
+    X = normal_rows(5, 0).astype({"temp": str})
+    with pytest.raises(ValueError, match=r"non-numeric column\(s\) \['temp'\]"):
+        calibrated.score_samples(X)
+
+
+@pytest.mark.parametrize(
+    "empty", [pd.DataFrame(columns=FEATURES, dtype=float), np.zeros((0, 3))], ids=["frame", "array"]
+)
+def test_empty_input(calibrated, empty):
+    with pytest.raises(ValueError, match="X is empty"):
+        calibrated.score_samples(empty)
+    with pytest.raises(ValueError, match="X is empty"):
+        AnomalyDetector().fit(empty)
+
+
+def test_one_dimensional_input_is_rejected():
+    with pytest.raises(ValueError, match=r"must be 2-D .* shape \(5,\)"):
+        AnomalyDetector().fit(np.zeros(5))
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"kind": "forest"}, "kind='forest'"),
+        ({"hidden_dims": []}, r"hidden_dims=\[\]"),
+        ({"hidden_dims": [8, -1]}, "entry 1 is -1"),
+        ({"epochs": 0}, "epochs=0"),
+        ({"batch_size": 1.5}, "batch_size=1.5"),
+        ({"validation_fraction": 0.9}, "validation_fraction=0.9"),
+        ({"reconstruction_weight": 2.0}, "reconstruction_weight=2.0"),
+        ({"kind": "feature", "reconstruction_weight": 0, "distribution_weight": 0}, "cannot both be 0"),
+        ({"scaling": "minmax"}, "scaling='minmax'"),
+        ({"seed": -1}, "seed=-1"),
+    ],
+)
+def test_bad_constructor_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        AnomalyDetector(**kwargs)
+
+
+def test_use_before_fit_and_before_calibrate():
+    det = AnomalyDetector()
+    for call in (det.score_samples, det.feature_scores, det.predict):
+        with pytest.raises(NotFittedError, match="not fitted; call fit"):
+            call(np.zeros((2, 3)))
+    with pytest.raises(NotFittedError, match="cannot calibrate"):
+        det.calibrate(np.zeros((2, 3)))
+
+
+def test_predict_before_calibrate(fitted, tmp_path):
+    fresh = AnomalyDetector(hidden_dims=[4, 2], epochs=1, batch_size=32).fit(normal_rows(64, 0))
+    with pytest.raises(NotFittedError, match="no threshold yet; call calibrate"):
+        fresh.predict(normal_rows(5, 1))
+    with pytest.raises(ValueError, match="y_val has 3 labels but X_val has 5 rows"):
+        fresh.calibrate(normal_rows(5, 1), y_val=[0, 1, 0])
+    with pytest.raises(ValueError, match=r"must end in '.keras'"):
+        fresh.save(tmp_path / "model.h5")
+
+
+def test_load_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no detector file"):
+        AnomalyDetector.load(tmp_path / "absent.keras")
