@@ -1,0 +1,159 @@
+"""The ``anomaly`` command: the pipeline from a shell.
+
+    anomaly train [--params FILE] [--set KEY=VALUE ...]   the Prefect training flow
+    anomaly stage NAME [--params FILE] [--set ...]        one step (what dvc.yaml calls)
+    anomaly promote VERSION [--alias champion]            move an alias to a registered version
+    anomaly models                                        registered versions, aliases, metrics
+
+Errors in settings or data end with a one-paragraph message naming the problem and exit code 2
+(settings) or 1 (data, registry, training), never a bare traceback. ``ANOMALY_DEBUG=1`` shows
+the traceback too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+
+from flows.config import ConfigError, configure_environment, load_params, project_root
+from flows.stages import STAGES
+
+EXIT_DATA = 1
+EXIT_CONFIG = 2
+
+
+def _add_params_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--params", metavar="FILE", default=None,
+        help="settings file (default: params.yaml in the project root)",
+    )
+    parser.add_argument(
+        "--set", dest="overrides", metavar="KEY=VALUE", action="append", default=[],
+        help="override one setting for this run, e.g. --set train.epochs=5 (repeatable)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="anomaly",
+        description="Anomaly-detection pipeline: train, register and promote Keras detectors.",
+        epilog="The project root is the current folder, or ANOMALY_PROJECT_ROOT when set.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    train = commands.add_parser(
+        "train", help="run the training flow (ingest -> ... -> register) with Prefect",
+        description="Run the Prefect training flow: ingest, validate, preprocess, train, "
+        "calibrate, evaluate, register. Registers a new model version with alias "
+        "'challenger'; the promotion gate may move 'champion' to it.",
+    )
+    _add_params_options(train)
+
+    stage = commands.add_parser(
+        "stage", help="run one step of the pipeline (what `dvc repro` calls)",
+        description="Run one step without Prefect, reading and writing the files DVC tracks.",
+    )
+    stage.add_argument("name", choices=list(STAGES), metavar="NAME", help=" | ".join(STAGES))
+    _add_params_options(stage)
+
+    promote = commands.add_parser(
+        "promote", help="point an alias (default: champion) at a registered version",
+        description="Move an alias of the registered model to VERSION (the same as moving it "
+        "in the MLflow UI). Scoring picks it up at its next run.",
+    )
+    promote.add_argument("version", type=int, metavar="VERSION")
+    promote.add_argument("--alias", default="champion", help="alias to move (default: champion)")
+    _add_params_options(promote)
+
+    models = commands.add_parser(
+        "models", help="list registered versions with their aliases and metrics",
+        description="List the versions of the registered model: aliases, metrics, creation time.",
+    )
+    models.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    _add_params_options(models)
+    return parser
+
+
+def _print_table(rows: list[dict]) -> None:
+    if not rows:
+        print("no registered versions yet: run `anomaly train`")
+        return
+    columns = ["version", "aliases", "created", "roc_auc", "pr_auc", "f1", "threshold"]
+    cells = []
+    for row in rows:
+        line = []
+        for col in columns:
+            value = row.get(col, row.get("metrics", {}).get(col, ""))
+            if isinstance(value, list):
+                value = ",".join(value) or "-"
+            elif isinstance(value, float):
+                value = f"{value:.4f}"
+            line.append(str(value))
+        cells.append(line)
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    print("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
+    for line in cells:
+        print("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)))
+
+
+def _run(args: argparse.Namespace, root: Path) -> int:
+    params = load_params(args.params, args.overrides)  # fails before any work
+    if args.command == "train":
+        from flows.training import training_flow
+
+        results = training_flow(params=params, root=str(root))
+        registration = results["register"]
+        print(
+            f"registered {registration.model_name} version {registration.version} "
+            f"(aliases: {', '.join(registration.aliases) or '-'}): {registration.reason}"
+        )
+        return 0
+    if args.command == "stage":
+        from flows.stages import run_stage
+
+        result = run_stage(args.name, params, root)
+        metrics = getattr(result, "metrics", None)
+        print(f"stage {args.name}: done" + (f" {json.dumps(metrics, default=str)}" if metrics else ""))
+        return 0
+    from flows import registry
+
+    if args.command == "promote":
+        info = registry.promote(params, root, args.version, alias=args.alias)
+        print(f"alias '{args.alias}' of model '{params.registry.model_name}' now points at version {info.version}")
+        return 0
+    if args.command == "models":
+        rows = registry.list_versions(params, root)
+        if args.json:
+            print(json.dumps(rows, indent=2, default=str))
+        else:
+            _print_table(rows)
+        return 0
+    raise AssertionError(args.command)  # argparse restricts the choices
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    root = project_root()
+    configure_environment(root)
+    try:
+        return _run(args, root)
+    except ConfigError as err:
+        print(f"anomaly {args.command}: invalid settings\n{err}", file=sys.stderr)
+        code = EXIT_CONFIG
+    except (ValueError, RuntimeError, OSError) as err:
+        # DataError, ValidationFailed, RegistryError, TrainingDiverged ... all say what is wrong
+        print(f"anomaly {args.command}: {type(err).__name__}: {err}", file=sys.stderr)
+        code = EXIT_DATA
+    finally:
+        if os.environ.get("ANOMALY_DEBUG") and sys.exc_info()[0] is not None:
+            traceback.print_exc()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
