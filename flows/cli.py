@@ -107,7 +107,7 @@ def _run(args: argparse.Namespace, root: Path) -> int:
         from flows.training import training_flow
 
         results = training_flow(params=params, root=str(root))
-        registration = results["register"]
+        registration = results["register"].registration
         print(
             f"registered {registration.model_name} version {registration.version} "
             f"(aliases: {', '.join(registration.aliases) or '-'}): {registration.reason}"

@@ -31,6 +31,7 @@ import math
 import os
 import re
 import time
+import warnings
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -69,6 +70,7 @@ __all__ = [
     "log_and_register",
     "log_pyfunc_model",
     "pip_requirements",
+    "prepare_input",
     "promote",
     "resolve_alias",
     "tracking_uri",
@@ -192,6 +194,28 @@ def _connect(params: Params, root: str | Path) -> MlflowClient:
     _set_global_uri("MLFLOW_TRACKING_URI", mlflow.set_tracking_uri, uri)
     _set_global_uri("MLFLOW_REGISTRY_URI", mlflow.set_registry_uri, registry)
     return MlflowClient(tracking_uri=uri, registry_uri=registry)
+
+
+def _sqlite_path(uri: str) -> Path | None:
+    if not uri.startswith("sqlite:///"):
+        return None
+    db = uri[len("sqlite:///") :].split("?", 1)[0]
+    return None if not db or db.startswith(":memory:") else Path(db)
+
+
+def _connect_existing(params: Params, root: str | Path) -> MlflowClient:
+    """Like :func:`_connect` for read-only commands: a missing SQLite file is an error here, not
+    something to create (MLflow would create it, and even its missing parent folders)."""
+    tracking = tracking_uri(params, root)
+    for uri in {tracking, _registry_uri(tracking)}:  # before MlflowClient(), which creates it
+        db = _sqlite_path(uri)
+        if db is not None and not db.is_file():
+            raise RegistryError(
+                f"no MLflow database at {db} (MLFLOW_TRACKING_URI or registry.tracking_uri): "
+                f"nothing is registered there yet; train and register a model first "
+                "(`anomaly train`, or `dvc repro`)"
+            )
+    return _connect(params, root)
 
 
 def _ensure_experiment(client: MlflowClient, params: Params, root: Path) -> str:
@@ -450,7 +474,9 @@ def log_pyfunc_model(
     if detector is None:
         detector = AnomalyDetector.load(model_path)
     example = _prepare_example(detector, input_example)
-    signature = infer_signature(example, detector.score_frame(example))
+    with warnings.catch_warnings():  # is_anomaly is an int column by design; MLflow hints at NaN
+        warnings.filterwarnings("ignore", message=r".*integer column", category=UserWarning)
+        signature = infer_signature(example, detector.score_frame(example))
     return mlflow.pyfunc.log_model(
         name=name,
         python_model=str(PYFUNC_MODEL_FILE),
@@ -658,7 +684,8 @@ def log_and_register(
 
     client, experiment_id = _configure(params, root)
     run_name = f"register-{datetime.now(tz=UTC).strftime('%Y%m%d-%H%M%S')}"
-    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name) as run:
+    nested = mlflow.active_run() is not None  # e.g. inside a caller's parent run
+    with mlflow.start_run(experiment_id=experiment_id, run_name=run_name, nested=nested) as run:
         run_id = run.info.run_id
         if clean_tags:
             mlflow.set_tags(clean_tags)
@@ -825,7 +852,7 @@ def resolve_alias(params: Params, root: str | Path, alias: str | None = None) ->
             how to promote one and lists the versions), or the registry is unreachable.
     """
     alias = alias or params.scoring.alias
-    client = _connect(params, root)
+    client = _connect_existing(params, root)
     return _with_retry(
         f"resolving models:/{params.registry.model_name}@{alias}",
         _resolve,
@@ -833,6 +860,31 @@ def resolve_alias(params: Params, root: str | Path, alias: str | None = None) ->
         params.registry.model_name,
         alias,
     )
+
+
+def prepare_input(model: PyFuncModel, frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with its numeric signature columns cast to float64, ready for ``model.predict``.
+
+    The signature says ``double`` for every feature (the detector computes in floating point),
+    and MLflow's schema enforcement refuses int64 -> double ("Can not safely convert"): a CSV
+    batch whose values happen to be whole numbers reads as int64. Integer, boolean and float32
+    columns named in the signature are cast; anything else is left for MLflow / the detector to
+    reject with a message naming the column.
+    """
+    import pandas as pd
+
+    schema = model.metadata.get_input_schema() if model.metadata is not None else None
+    if schema is None or not schema.has_input_names():
+        return frame
+    doubles = [s.name for s in schema.inputs if getattr(s.type, "name", None) == "double"]
+    cast = {
+        c: "float64"
+        for c in doubles
+        if c in frame.columns
+        and pd.api.types.is_numeric_dtype(frame[c])
+        and frame[c].dtype != "float64"
+    }
+    return frame.astype(cast) if cast else frame
 
 
 def load_champion_pyfunc(
@@ -866,7 +918,7 @@ def promote(
             f"bad alias {alias!r}: letters, digits, '_' and '-', starting with a letter or '_'; "
             "not 'latest' nor 'v<number>'"
         )
-    client = _connect(params, root)
+    client = _connect_existing(params, root)
 
     def _promote() -> Promotion:
         model = _get_registered_model(client, name, client.tracking_uri)
@@ -902,7 +954,7 @@ def list_versions(params: Params, root: str | Path) -> list[dict[str, Any]]:
         RegistryError: no such registered model, or the registry is unreachable.
     """
     name = params.registry.model_name
-    client = _connect(params, root)
+    client = _connect_existing(params, root)
 
     def _list() -> list[dict[str, Any]]:
         model = _get_registered_model(client, name, client.tracking_uri)
@@ -949,7 +1001,7 @@ def download_artifact(
     Raises:
         RegistryError: the run has no such artifact (or the store is unreachable).
     """
-    _connect(params, root)
+    _connect_existing(params, root)
     dst = Path(dst_dir)
     dst.mkdir(parents=True, exist_ok=True)
 

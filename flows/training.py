@@ -58,12 +58,12 @@ def training_flow(
     for name in STAGES:
         results[name] = _stage_task(name)(settings, project)
         logger.info(_summary(name, results[name]))
-    registration = results["register"]
+    registration = results["register"].registration
     create_markdown_artifact(
         key="training-summary",
         markdown="\n".join(f"- {_summary(n, r)}" for n, r in results.items())
-        + f"\n\nregistered: {getattr(registration, 'model_name', '?')} "
-        f"version {getattr(registration, 'version', '?')}",
+        + f"\n\nregistered: {registration.model_name} version {registration.version}, "
+        f"aliases {', '.join(registration.aliases)}: {registration.reason}",
         description="What the training run produced",
     )
     return results

@@ -45,8 +45,8 @@ def test_flow_produces_every_artifact(trained_project):
 
 def test_first_version_is_champion_and_challenger(trained_project):
     root, params, results = trained_project
-    registration = results["register"]
-    assert registration.version in (1, "1")
+    registration = results["register"].registration
+    assert registration.version == 1 and registration.promoted
     assert set(registration.aliases) == {"champion", "challenger"}
     saved = json.loads((root / "models/registration.json").read_text())
     assert str(saved["version"]) == "1"
@@ -87,8 +87,8 @@ def test_a_second_run_registers_version_two(trained_project):
 
     root, params, _ = trained_project
     results = training_flow(params=params, root=str(root))
-    assert str(results["register"].version) == "2"
-    assert "challenger" in results["register"].aliases
+    assert results["register"].version == 2
+    assert "challenger" in results["register"].registration.aliases
 
 
 @pytest.mark.parametrize(
@@ -105,7 +105,8 @@ def test_bad_data_fails_the_run_and_registers_nothing(tmp_path, prefect_api, mak
     from flows.training import training_flow
 
     root = make_project(tmp_path / "p", make_data())
+    features = ["data.feature_columns=[temp, pressure, flow, vibration]"]
     with pytest.raises(ValueError, match=match):
-        training_flow(params=load_params(root / "params.yaml"), root=str(root))
+        training_flow(params=load_params(root / "params.yaml", features), root=str(root))
     assert not (root / "mlflow.db").exists()
     assert not (root / "models" / "registration.json").exists()
