@@ -326,7 +326,11 @@ def configure_environment(root: str | Path) -> None:
     defaults = {
         "PREFECT_HOME": str(root / ".prefect"),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        # Prefect's temporary API needs 8-17 s to start on 2 busy cores; the default 20 s
+        # limit then fails a run for nothing.
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
         "MLFLOW_DISABLE_TELEMETRY": "true",
+        "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
         "DVC_NO_ANALYTICS": "1",
         "DVC_SITE_CACHE_DIR": str(root / ".dvc" / "site-cache"),
         "GX_ANALYTICS_ENABLED": "false",

@@ -88,7 +88,6 @@ PLOTS_ARTIFACT_DIR = "plots"
 REPORTS_ARTIFACT_DIR = "reports"
 DATA_DOCS_ARTIFACT_DIR = "data_docs"
 SUITE_ARTIFACT = f"{REPORTS_ARTIFACT_DIR}/expectation_suite.json"
-INPUT_EXAMPLE_ROWS = 5
 HEADLINE_METRICS = ("roc_auc", "pr_auc", "f1", "threshold")
 
 RETRY_ATTEMPTS = 3
@@ -391,7 +390,9 @@ def _version_info(
 ) -> VersionInfo:
     created = None
     if getattr(mv, "creation_timestamp", None):
-        created = datetime.fromtimestamp(mv.creation_timestamp / 1000, tz=UTC).isoformat()
+        created = datetime.fromtimestamp(mv.creation_timestamp / 1000, tz=UTC).isoformat(
+            timespec="seconds"
+        )
     return VersionInfo(
         name=mv.name,
         version=int(mv.version),
@@ -436,8 +437,9 @@ def _package_dir(package: str) -> str:
 
 
 def _prepare_example(detector: Any, input_example: pd.DataFrame) -> pd.DataFrame:
-    """The detector's feature columns of ``input_example``, as float64 (so the signature says
-    ``double`` and integer batches are accepted too)."""
+    """The detector's feature columns of ``input_example``, integers as int64 and floats as
+    float64, so the signature says ``long`` / ``double`` like the data the model was trained on
+    (batches of the same source then pass MLflow's schema check as they are)."""
     import pandas as pd
 
     if not isinstance(input_example, pd.DataFrame) or input_example.empty:
@@ -449,7 +451,14 @@ def _prepare_example(detector: Any, input_example: pd.DataFrame) -> pd.DataFrame
             f"input_example lacks the detector's feature column(s) {missing}; it has "
             f"{[str(c) for c in input_example.columns]}"
         )
-    return input_example[features].astype("float64").reset_index(drop=True)
+    example = input_example[features].reset_index(drop=True)
+    dtypes = {
+        c: "int64"
+        if pd.api.types.is_integer_dtype(example[c]) and not example[c].hasnans
+        else "float64"
+        for c in features
+    }
+    return example.astype(dtypes)
 
 
 def log_pyfunc_model(
@@ -863,27 +872,36 @@ def resolve_alias(params: Params, root: str | Path, alias: str | None = None) ->
 
 
 def prepare_input(model: PyFuncModel, frame: pd.DataFrame) -> pd.DataFrame:
-    """``frame`` with its numeric signature columns cast to float64, ready for ``model.predict``.
+    """``frame`` with numeric columns cast to the model signature's type where that loses nothing,
+    ready for ``model.predict``.
 
-    The signature says ``double`` for every feature (the detector computes in floating point),
-    and MLflow's schema enforcement refuses int64 -> double ("Can not safely convert"): a CSV
-    batch whose values happen to be whole numbers reads as int64. Integer, boolean and float32
-    columns named in the signature are cast; anything else is left for MLflow / the detector to
-    reject with a message naming the column.
+    MLflow's schema enforcement refuses int64 -> double and float64 -> long ("Can not safely
+    convert"), yet a CSV batch of whole numbers reads as int64 and one integer column with a gap
+    reads as float64. Cast: integer / bool / float32 columns to float64 where the signature says
+    ``double``; float columns holding only whole numbers (no NaN) to int64 where it says ``long``.
+    Anything else is left for MLflow / the detector to reject with a message naming the column.
     """
+    import numpy as np
     import pandas as pd
 
     schema = model.metadata.get_input_schema() if model.metadata is not None else None
     if schema is None or not schema.has_input_names():
         return frame
-    doubles = [s.name for s in schema.inputs if getattr(s.type, "name", None) == "double"]
-    cast = {
-        c: "float64"
-        for c in doubles
-        if c in frame.columns
-        and pd.api.types.is_numeric_dtype(frame[c])
-        and frame[c].dtype != "float64"
-    }
+    cast: dict[str, str] = {}
+    for spec in schema.inputs:
+        column, kind = spec.name, getattr(spec.type, "name", None)
+        if column not in frame.columns or not pd.api.types.is_numeric_dtype(frame[column]):
+            continue
+        series = frame[column]
+        if kind == "double" and series.dtype != "float64":
+            cast[column] = "float64"
+        elif kind == "long" and series.dtype != "int64":
+            if pd.api.types.is_integer_dtype(series) and not series.hasnans:
+                cast[column] = "int64"
+            elif pd.api.types.is_float_dtype(series):
+                values = series.to_numpy(dtype="float64", na_value=np.nan)
+                if np.isfinite(values).all() and (values == np.round(values)).all():
+                    cast[column] = "int64"
     return frame.astype(cast) if cast else frame
 
 

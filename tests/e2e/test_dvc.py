@@ -72,4 +72,4 @@ def test_exp_run_with_a_set_parameter(repo):
     out = run(repo, str(BIN / "dvc"), "exp", "run", "-S", "train.epochs=2")
     assert "Running stage 'train'" in out and "Running stage 'ingest'" not in out
     history = json.loads((repo / "models/training_history.json").read_text())
-    assert len(history["loss"]) == 2
+    assert history["epochs_run"] == 2 and len(history["history"]["loss"]) == 2

@@ -218,12 +218,36 @@ def test_promotion_gate_worse_stays_challenger_better_becomes_champion(
     assert all(r["status"] == "READY" and r["created"] for r in rows)
 
 
-def test_unlabelled_first_version_becomes_champion(mlflow_home, make_registry_params, tiny_model):
+def test_unlabelled_first_version_becomes_champion_integer_signature(
+    mlflow_home, make_registry_params, tiny_model
+):
     root = mlflow_home
     params = make_registry_params(metric="roc_auc")
-    reg = _register(params, root, tiny_model, {})
+    ints = tiny_model.batch.round().astype("int64")
+    reg = log_and_register(
+        params,
+        root,
+        model_path=tiny_model.path,
+        metrics={},
+        params_flat={},
+        input_example=ints.head(5),  # integer data (like Shuttle): the signature says long
+    )
     assert reg.promoted and reg.metric_value is None
     assert reg.aliases == ("challenger", "champion")
+
+    model, _ = load_champion_pyfunc(params, root)
+    schema = model.metadata.get_input_schema()
+    assert [s.type.name for s in schema.inputs] == ["long"] * 3
+    expected = tiny_model.detector.score_frame(ints)
+    assert_frame_equal(model.predict(ints), expected, check_exact=True)  # as is
+    whole_floats = ints.astype("float64")  # e.g. a CSV column read as float
+    with pytest.raises(MlflowException, match="Can not safely convert float64 to int64"):
+        model.predict(whole_floats)
+    assert_frame_equal(
+        model.predict(registry.prepare_input(model, whole_floats)), expected, check_exact=True
+    )
+    fractional = whole_floats.assign(a=whole_floats["a"] + 0.5)
+    assert registry.prepare_input(model, fractional)["a"].dtype == "float64"  # left alone
 
 
 def test_manual_policy_never_moves_champion_and_promote(
