@@ -19,6 +19,7 @@ from __future__ import annotations
 import math
 import os
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -428,7 +429,10 @@ class AnomalyDetector:
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"no detector file at {str(path)!r}")
-        network = keras.models.load_model(path, safe_mode=True)
+        with warnings.catch_warnings():
+            # the preprocessing model's dict keys are column names, its tensor names Keras-safe
+            warnings.filterwarnings("ignore", message="When providing `inputs` as a dict")
+            network = keras.models.load_model(path, safe_mode=True)
         if not isinstance(network, FeatureScoreNetwork):
             raise ValueError(f"{str(path)!r} holds a {type(network).__name__}, not an AnomalyDetector")
         state = network.detector_state

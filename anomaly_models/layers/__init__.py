@@ -2,6 +2,11 @@
 
 from anomaly_models.layers.missing_value_imputation import MissingValueImputation
 from anomaly_models.layers.numerical_anomaly_detection import NumericalAnomalyDetection
+from anomaly_models.layers.prediction_error_anomaly_score import PredictionErrorAnomalyScore
+from anomaly_models.layers.sequence_anomaly_score_layer import SequenceAnomalyScoreLayer
 from anomaly_models.layers.tail_compression import TailCompression
 
-__all__ = ["MissingValueImputation", "NumericalAnomalyDetection", "TailCompression"]
+__all__ = [
+    "MissingValueImputation", "NumericalAnomalyDetection", "TailCompression",
+    "SequenceAnomalyScoreLayer", "PredictionErrorAnomalyScore",
+]

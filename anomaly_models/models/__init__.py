@@ -2,5 +2,6 @@
 
 from anomaly_models.models.autoencoder import Autoencoder
 from anomaly_models.models.feature_score_network import FeatureScoreNetwork
+from anomaly_models.models.lstm_autoencoder_anomaly import LSTMAutoencoderAnomaly
 
-__all__ = ["Autoencoder", "FeatureScoreNetwork"]
+__all__ = ["Autoencoder", "FeatureScoreNetwork", "LSTMAutoencoderAnomaly"]

@@ -1,0 +1,271 @@
+"""Windows over time series, and window scores back to point scores.
+
+Three functions, pure NumPy / pandas:
+
+* :func:`create_sequences` - fusionlab's ``create_sequences(df, sequence_length, target_col, ...)``
+  as seed 004 uses it: overlapping windows of a DataFrame plus their targets (the window itself
+  for reconstruction, the next ``forecast_horizon`` values for forecasting).
+* :func:`sliding_windows` - windows of a ``(n, c)`` array with a stride, ``(n_windows, window, c)``.
+* :func:`window_scores_to_points` - one score per point from scores of the windows covering it
+  (maximum or mean), the mapping of the UCR sequence protocol.
+
+Window ``k`` always covers the points ``[k * stride, k * stride + window)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from anomaly_models._checks import check_positive_int
+
+REDUCTIONS = ("max", "mean")
+
+
+def _check_window_fits(n_points: int, window: int, what: str) -> None:
+    if n_points < window:
+        raise ValueError(
+            f"{what} has {n_points} points, fewer than the window of {window}: no complete window "
+            f"fits. Use a shorter window or a longer series (at least {window} points)."
+        )
+
+
+def _check_no_nan(values: np.ndarray, what: str, columns: list[str] | None = None) -> None:
+    bad = ~np.isfinite(values)
+    if not bad.any():
+        return
+    rows = np.flatnonzero(bad.reshape(len(values), -1).any(axis=1))
+    where = f" in column(s) {[columns[j] for j in np.flatnonzero(bad.any(axis=0))]}" if columns else ""
+    raise ValueError(
+        f"{what} contains {int(bad.sum())} NaN or infinite values{where}, first at row(s) "
+        f"{rows[:10].tolist()}. Impute them or split the series at the gap before windowing: "
+        "a window with a missing value has no meaningful score."
+    )
+
+
+def create_sequences(
+    df: pd.DataFrame,
+    sequence_length: int,
+    target_col: str,
+    forecast_horizon: int | None = 0,
+    drop_last: bool = False,
+    verbose: int = 0,
+    *,
+    step: int = 1,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Cut a DataFrame into overlapping windows and their targets.
+
+    Window ``i`` holds the rows ``[i * step, i * step + sequence_length)`` of **all** columns of
+    ``df`` (in column order). Its target depends on ``forecast_horizon``:
+
+    * ``0`` (default, reconstruction / autoencoders): the target column over the window itself,
+      ``targets`` of shape ``(n_windows, sequence_length)``; ``n_windows = n - sequence_length + 1``
+      with ``step=1`` (every complete window, e.g. 400 rows, length 20 -> 381 windows).
+    * ``h > 0`` (forecasting): the next ``h`` values of the target column after the window,
+      ``targets`` of shape ``(n_windows, h)``; ``n_windows = n - sequence_length - h + 1`` with
+      ``step=1`` (windows whose horizon would run past the end are left out).
+    * ``None`` (one step ahead, fusionlab's default): the single next value, ``targets`` of shape
+      ``(n_windows,)``; ``n_windows = n - sequence_length``.
+
+    With ``step > 1`` the last window may stop short of the end of the series. ``drop_last=False``
+    then appends one more window aligned to the end (its target is the end of the series), so
+    every row lies in some window; ``drop_last=True`` keeps only the regular windows. With
+    ``step=1`` every row is always covered and ``drop_last`` changes nothing.
+
+    Args:
+        df: Time-ordered DataFrame of numeric columns (a Series is taken as one column).
+        sequence_length: Window length, a positive integer.
+        target_col: Name of the target column; must be a column of ``df``.
+        forecast_horizon: ``0``, a positive integer or ``None`` (see above).
+        drop_last: Drop the end-aligned extra window of a ``step > 1`` cut (see above).
+        verbose: ``>= 1`` prints a summary line.
+        step: Distance between the starts of consecutive windows (keyword only).
+
+    Returns:
+        ``(sequences, targets)``: ``sequences`` float array ``(n_windows, sequence_length,
+        n_columns)``; ``targets`` as described above.
+
+    Raises:
+        TypeError: ``df`` is not a DataFrame or Series.
+        ValueError: bad lengths, unknown or non-numeric columns, NaN/inf values, or a series too
+            short for one window (plus the horizon).
+    """
+    if isinstance(df, pd.Series):
+        df = df.to_frame()
+    if not isinstance(df, pd.DataFrame):
+        raise TypeError(
+            f"`df` must be a pandas DataFrame (or Series), received {type(df).__name__}"
+        )
+    sequence_length = check_positive_int("sequence_length", sequence_length)
+    step = check_positive_int("step", step)
+    if forecast_horizon is not None:
+        if (
+            isinstance(forecast_horizon, bool)
+            or not isinstance(forecast_horizon, (int, np.integer))
+            or forecast_horizon < 0
+        ):
+            raise ValueError(
+                "`forecast_horizon` must be 0, a positive integer or None, "
+                f"received forecast_horizon={forecast_horizon!r}"
+            )
+        forecast_horizon = int(forecast_horizon)
+    if target_col not in df.columns:
+        raise ValueError(
+            f"`target_col` must be a column of `df`, received target_col={target_col!r}; "
+            f"columns are {list(df.columns)}"
+        )
+    non_numeric = [
+        str(c) for c in df.columns
+        if not (pd.api.types.is_numeric_dtype(df[c]) or pd.api.types.is_bool_dtype(df[c]))
+    ]
+    if non_numeric:
+        raise ValueError(
+            f"`df` must hold numeric columns only, received non-numeric column(s) {non_numeric}; "
+            "drop the timestamp / text columns before windowing"
+        )
+    values = df.to_numpy(dtype=np.float64)
+    columns = [str(c) for c in df.columns]
+    _check_no_nan(values, "`df`", columns)
+    target = df[target_col].to_numpy(dtype=np.float64)
+
+    ahead = 1 if forecast_horizon is None else forecast_horizon
+    n = len(df)
+    if n < sequence_length + ahead:
+        extra = f" plus the forecast horizon of {ahead}" if ahead else ""
+        raise ValueError(
+            f"`df` has {n} rows, fewer than sequence_length={sequence_length}{extra}: "
+            f"no complete window fits (need at least {sequence_length + ahead} rows)"
+        )
+    last_start = n - sequence_length - ahead  # the last start whose targets exist
+    starts = list(range(0, last_start + 1, step))
+    if not drop_last and starts[-1] != last_start:
+        starts.append(last_start)  # end-aligned window so the tail of the series is covered
+    starts_arr = np.asarray(starts)
+
+    offsets = np.arange(sequence_length)
+    sequences = values[starts_arr[:, None] + offsets]
+    if forecast_horizon is None:
+        targets = target[starts_arr + sequence_length]
+    elif forecast_horizon == 0:
+        targets = target[starts_arr[:, None] + offsets]
+    else:
+        targets = target[starts_arr[:, None] + sequence_length + np.arange(forecast_horizon)]
+    if verbose >= 1:
+        print(
+            f"create_sequences: {len(starts)} sequences of length {sequence_length} "
+            f"over {values.shape[1]} column(s); targets shape {targets.shape}"
+        )
+    return sequences, targets
+
+
+def sliding_windows(values: Any, window: int, stride: int = 1) -> np.ndarray:
+    """Windows of a multichannel series.
+
+    Args:
+        values: Array ``(n, c)`` (or ``(n,)``, taken as one channel) of finite numbers, in time
+            order.
+        window: Window length, a positive integer ``<= n``.
+        stride: Distance between window starts, a positive integer.
+
+    Returns:
+        A new float array ``(n_windows, window, c)`` with ``n_windows = (n - window) // stride + 1``;
+        window ``k`` holds the points ``[k * stride, k * stride + window)``. With ``stride > 1`` the
+        last ``(n - window) % stride`` points may lie in no window.
+
+    Raises:
+        ValueError: bad ``window`` / ``stride``, a series shorter than the window, NaN or inf.
+    """
+    window = check_positive_int("window", window)
+    stride = check_positive_int("stride", stride)
+    array = np.asarray(values, dtype=np.float64)
+    if array.ndim == 1:
+        array = array[:, None]
+    if array.ndim != 2:
+        raise ValueError(
+            f"`values` must be an array of shape (n, channels) or (n,), received shape {array.shape}"
+        )
+    _check_window_fits(len(array), window, "The series")
+    _check_no_nan(array, "The series")
+    view = np.lib.stride_tricks.sliding_window_view(array, window, axis=0)  # (n_w, c, window)
+    return np.ascontiguousarray(view[::stride].transpose(0, 2, 1))
+
+
+def window_scores_to_points(
+    window_scores: Any,
+    n_points: int,
+    window: int,
+    stride: int = 1,
+    reduce: str = "max",
+) -> np.ndarray:
+    """One score per point from the scores of the windows that cover it.
+
+    Window ``k`` covers the points ``[k * stride, k * stride + window)``. Each point gets the
+    maximum (``reduce="max"``, the UCR sequence protocol) or the mean (``reduce="mean"``) of the
+    scores of its covering windows.
+
+    ``window_scores`` may be
+
+    * ``(n_windows,)``: one score per window (e.g. the window's reconstruction MSE); or
+    * ``(n_windows, window)``: one score per position inside each window (e.g. the squared
+      reconstruction error of each step); a point then gets the max / mean of the values that the
+      covering windows give to **that** point.
+
+    Points covered by no window (the tail left by ``stride > 1``, or fewer windows than the series
+    has) get ``NaN``, never a made-up score.
+
+    Returns:
+        Float64 array of shape ``(n_points,)``.
+
+    Raises:
+        ValueError: bad ``window`` / ``stride`` / ``reduce``, NaN scores, or more windows than fit
+            in ``n_points`` points.
+    """
+    n_points = check_positive_int("n_points", n_points)
+    window = check_positive_int("window", window)
+    stride = check_positive_int("stride", stride)
+    if reduce not in REDUCTIONS:
+        raise ValueError(f"`reduce` must be one of {REDUCTIONS}, received reduce={reduce!r}")
+    scores = np.asarray(window_scores, dtype=np.float64)
+    if scores.ndim == 1:
+        per_position = np.broadcast_to(scores[:, None], (len(scores), window))
+    elif scores.ndim == 2 and scores.shape[1] == window:
+        per_position = scores
+    else:
+        raise ValueError(
+            f"`window_scores` must have shape (n_windows,) or (n_windows, window={window}), "
+            f"received shape {scores.shape}"
+        )
+    n_windows = len(scores)
+    if n_windows == 0:
+        raise ValueError("`window_scores` is empty: there is no window to map to points")
+    _check_window_fits(n_points, window, "The series")
+    needed = (n_windows - 1) * stride + window
+    if needed > n_points:
+        raise ValueError(
+            f"{n_windows} windows of length {window} with stride {stride} span {needed} points, "
+            f"more than n_points={n_points}: the scores do not belong to this series"
+        )
+    if np.isnan(scores).any():
+        raise ValueError(
+            f"`window_scores` contains {int(np.isnan(scores).sum())} NaN values, first at window "
+            f"{int(np.flatnonzero(np.isnan(scores).reshape(n_windows, -1).any(axis=1))[0])}"
+        )
+    starts = np.arange(n_windows) * stride
+    count = np.zeros(n_points)
+    if reduce == "max":
+        out = np.full(n_points, -np.inf)
+        for j in range(window):  # window starts are distinct, so each index appears once per j
+            idx = starts + j
+            out[idx] = np.maximum(out[idx], per_position[:, j])
+            count[idx] += 1
+    else:
+        out = np.zeros(n_points)
+        for j in range(window):
+            idx = starts + j
+            out[idx] += per_position[:, j]
+            count[idx] += 1
+        np.divide(out, count, out=out, where=count > 0)
+    out[count == 0] = np.nan
+    return out
