@@ -295,14 +295,16 @@ class AnomalyDetector:
         # Each feature's contribution is scaled by its mean score on the training rows, so a
         # feature that is hard to reconstruct everywhere does not drown the others.
         raw = self._raw_feature_scores(network, frame)
-        network.feature_scale.assign(np.maximum(raw.mean(axis=0), 1e-12).astype("float32"))
+        scale = np.maximum(raw.mean(axis=0), 1e-12).astype("float32")
+        network.feature_scale.assign(scale)
         self.network_ = network
         self.feature_names_in_ = np.asarray(frame.columns, dtype=object)
         self.n_features_in_ = frame.shape[1]
         self.history_ = {k: [float(v) for v in vals] for k, vals in history.history.items()}
         self.threshold_: float | None = None
         self.threshold_record_: ThresholdResult | None = None
-        self.training_scores_ = self._contributions(frame).sum(axis=1).astype("float64")
+        # the network's output is raw / (scale * d): no second pass over the training rows
+        self.training_scores_ = (raw / (scale.astype("float64") * raw.shape[1])).sum(axis=1)
         self.training_score_quantiles_ = {
             str(q): float(np.quantile(self.training_scores_, q)) for q in (0.5, 0.9, 0.99, 0.999)
         }

@@ -2,12 +2,13 @@
 
     anomaly train [--params FILE] [--set KEY=VALUE ...]   the Prefect training flow
     anomaly stage NAME [--params FILE] [--set ...]        one step (what dvc.yaml calls)
+    anomaly score [PATH ...] [--params FILE] [--set ...]  score new batches with the champion
     anomaly promote VERSION [--alias champion]            move an alias to a registered version
     anomaly models                                        registered versions, aliases, metrics
 
 Errors in settings or data end with a one-paragraph message naming the problem and exit code 2
-(settings) or 1 (data, registry, training), never a bare traceback. ``ANOMALY_DEBUG=1`` shows
-the traceback too.
+(settings) or 1 (data, registry, training), never a bare traceback. ``anomaly score`` exits 3 when
+it quarantined a batch (the other batches were scored). ``ANOMALY_DEBUG=1`` shows the traceback too.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from flows.stages import STAGES
 
 EXIT_DATA = 1
 EXIT_CONFIG = 2
+EXIT_QUARANTINE = 3
 
 
 def _add_params_options(parser: argparse.ArgumentParser) -> None:
@@ -60,6 +62,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     stage.add_argument("name", choices=list(STAGES), metavar="NAME", help=" | ".join(STAGES))
     _add_params_options(stage)
+
+    score = commands.add_parser(
+        "score", help="score new batches (or the given files) with the model behind scoring.alias",
+        description="Run the Prefect scoring flow: resolve the model behind scoring.alias now, "
+        "validate each batch with that version's expectation suite, write "
+        "<scoring.scored_dir>/<batch>.parquet, and move bad batches to scoring.quarantine_dir "
+        "with a report. Batches already in the ledger are skipped. Exit code 3 when a batch "
+        "was quarantined.",
+    )
+    score.add_argument(
+        "paths", nargs="*", metavar="PATH",
+        help="CSV / Parquet files or folders to score (default: every new batch in "
+        "scoring.incoming_dir)",
+    )
+    _add_params_options(score)
 
     promote = commands.add_parser(
         "promote", help="point an alias (default: champion) at a registered version",
@@ -120,6 +137,8 @@ def _run(args: argparse.Namespace, root: Path) -> int:
         metrics = getattr(result, "metrics", None)
         print(f"stage {args.name}: done" + (f" {json.dumps(metrics, default=str)}" if metrics else ""))
         return 0
+    if args.command == "score":
+        return _score(args, params, root)
     from flows import registry
 
     if args.command == "promote":
@@ -134,6 +153,20 @@ def _run(args: argparse.Namespace, root: Path) -> int:
             _print_table(rows)
         return 0
     raise AssertionError(args.command)  # argparse restricts the choices
+
+
+def _score(args: argparse.Namespace, params, root: Path) -> int:
+    from flows.scoring import scoring_flow
+
+    paths = [str(Path(p).expanduser().resolve()) for p in args.paths] or None
+    summary = scoring_flow(paths=paths, params=params, root=str(root))
+    for line in summary.lines():
+        print(line)
+    print(summary.headline())
+    if summary.quarantined:
+        print(f"anomaly score: {summary.quarantine_message()}", file=sys.stderr)
+        return EXIT_QUARANTINE
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:

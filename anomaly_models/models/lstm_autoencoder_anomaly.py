@@ -175,11 +175,11 @@ class LSTMAutoencoderAnomaly(keras.Model):
         )
 
     # ------------------------------------------------------------------------------- training
-    def fit(self, x=None, y=None, **kwargs):  # noqa: D401 - Keras signature
+    def fit(self, x=None, y=None, *args, **kwargs):  # noqa: D401 - Keras signature
         """``keras.Model.fit``; an uncompiled model is compiled with Adam and ``"mse"`` first."""
         if not self.compiled:
             self.compile(optimizer="adam", loss="mse")
-        return super().fit(x, y, **kwargs)
+        return super().fit(x, y, *args, **kwargs)
 
     # -------------------------------------------------------------------------------- scoring
     def _reconstruct(self, inputs: Any, batch_size: int | None) -> Any:

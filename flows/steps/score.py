@@ -106,8 +106,11 @@ __all__ = [
     "batch_kind",
     "batch_stem",
     "discover_batches",
+    "display_path",
+    "expand_paths",
     "fetch_suite",
     "file_sha256",
+    "iso_time",
     "iter_chunks",
     "recover",
     "run_scoring",
@@ -145,11 +148,11 @@ def _now() -> datetime:
     return datetime.now(tz=UTC)
 
 
-def _iso(ts: datetime | None = None) -> str:
+def iso_time(ts: datetime | None = None) -> str:
     return (ts or _now()).isoformat(timespec="seconds")
 
 
-def _display(root: Path, path: Path | str | None) -> str | None:
+def display_path(root: Path, path: Path | str | None) -> str | None:
     """``path`` relative to ``root`` when inside it (the ledger and reports stay portable)."""
     if path is None:
         return None
@@ -747,6 +750,18 @@ class ScoringSummary:
         ]
         return "\n".join(lines)
 
+    def state_message(self, limit: int = 120) -> str:
+        """The headline plus, when any, the quarantined batches with their reasons cut short."""
+        if not self.quarantined:
+            return self.headline()
+
+        def short(text: str | None) -> str:
+            text = text or ""
+            return text if len(text) <= limit else text[: limit - 3] + "..."
+
+        listed = "; ".join(f"{b.batch} ({short(b.reason)})" for b in self.quarantined)
+        return f"{self.headline()}. QUARANTINED: {listed}"
+
     def lines(self) -> list[str]:
         return [b.line() for b in self.batches]
 
@@ -984,12 +999,21 @@ def _validate_chunk(
         if unknown:
             reason += f"; the batch has column(s) the model does not know: {unknown} (renamed?)"
     else:
-        shown = "; ".join(report.failed[:3]) or "the expectation suite failed"
-        more = len(report.failed) - 3
+        ordered = sorted(report.failed, key=_severity)  # stable: the suite's order within a rank
+        shown = "; ".join(ordered[:3]) or "the expectation suite failed"
+        more = len(ordered) - 3
         reason = f"failed validation: {shown}" + (f" (+{more} more)" if more > 0 else "")
     raise BatchRejected(
         reason, stage="validate", problems=report.failed, report=report, rows=rows
     )
+
+
+_SEVERE = ("table", "missing", "must be numeric", "must not be null", "must be finite")
+
+
+def _severity(line: str) -> int:
+    """Rank of a failure line for the one-line reason: structure and types before ranges."""
+    return next((i for i, word in enumerate(_SEVERE) if word in line), len(_SEVERE))
 
 
 def _score_columns(
@@ -1195,8 +1219,8 @@ def _quarantine(
     vr = rejection.report
     report = {
         "batch": path.name,
-        "source": _display(dirs.root, path),
-        "quarantined_to": _display(dirs.root, dest),
+        "source": display_path(dirs.root, path),
+        "quarantined_to": display_path(dirs.root, dest),
         "original_kept": not inside,
         "sha256": sha,
         "bytes": size,
@@ -1210,12 +1234,12 @@ def _quarantine(
             "alias": model.alias,
             "uri": model.uri,
         },
-        "suite": _display(dirs.root, suite_path),
+        "suite": display_path(dirs.root, suite_path),
         "validation": None if vr is None else vr.to_dict(),
         "data_docs_page": None if vr is None or vr.data_docs_page is None
         else str(vr.data_docs_page),
         "great_expectations_result": None if vr is None else vr.raw,
-        "quarantined_at": _iso(),
+        "quarantined_at": iso_time(),
         "what_next": "fix the file and drop it into the incoming folder again (a changed file "
         "is a new batch), or score it with `anomaly score PATH`",
     }
@@ -1248,7 +1272,7 @@ def score_batch(
     dirs = ScoringDirs.from_params(params, root)
     ledger = Ledger(dirs.scored)
     model = scorer.model
-    base = {"batch": path.name, "source": _display(dirs.root, path) or str(path)}
+    base = {"batch": path.name, "source": display_path(dirs.root, path) or str(path)}
 
     def result(status: str, **kw: Any) -> BatchResult:
         kw.setdefault("model_version", model.version)
@@ -1298,11 +1322,11 @@ def score_batch(
                 sha,
                 {
                     "batch": path.name,
-                    "output": _display(dirs.root, output),
-                    "tmp": _display(dirs.root, tmp),
+                    "output": display_path(dirs.root, output),
+                    "tmp": display_path(dirs.root, tmp),
                     "pid": os.getpid(),
                     "host": socket.gethostname(),
-                    "started": _iso(),
+                    "started": iso_time(),
                 },
             )
 
@@ -1338,20 +1362,20 @@ def score_batch(
                         "sha256": sha,
                         "reason": rejection.reason,
                         "stage": rejection.stage,
-                        "quarantined_to": _display(dirs.root, dest),
-                        "report": _display(dirs.root, report_path),
+                        "quarantined_to": display_path(dirs.root, dest),
+                        "report": display_path(dirs.root, report_path),
                         "model_version": model.version,
-                        "at": _iso(),
+                        "at": iso_time(),
                     }
                 )
             done_with_claim = True
-            _log.warning("quarantined %s: %s", path.name, rejection.reason)
+            _log.info("quarantined %s: %s", path.name, rejection.reason)
             return result(
                 "quarantined",
                 sha256=sha,
                 reason=rejection.reason,
-                quarantined_to=_display(dirs.root, dest),
-                report=_display(dirs.root, report_path),
+                quarantined_to=display_path(dirs.root, dest),
+                report=display_path(dirs.root, report_path),
             )
         except BaseException:
             _unlink(tmp)
@@ -1375,9 +1399,9 @@ def score_batch(
                     "model_version": model.version,
                     "model_alias": model.alias,
                     "model_uri": model.uri,
-                    "output": _display(dirs.root, output),
-                    "source": _display(dirs.root, path),
-                    "archived": _display(dirs.root, archived),
+                    "output": display_path(dirs.root, output),
+                    "source": display_path(dirs.root, path),
+                    "archived": display_path(dirs.root, archived),
                     "scored_at": scored_at.isoformat(timespec="seconds"),
                     "chunks": stats["chunks"],
                     "seconds": round(time.perf_counter() - started, 3),
@@ -1392,7 +1416,7 @@ def score_batch(
             sha256=sha,
             rows=stats["rows"],
             flagged=stats["flagged"],
-            output=_display(dirs.root, output),
+            output=display_path(dirs.root, output),
             chunks=stats["chunks"],
             timings=stats["timings"],
         )
@@ -1423,7 +1447,7 @@ def recover(params: Params, root: str | Path) -> list[str]:
             try:
                 if tmp is not None and tmp.exists():
                     tmp.unlink()
-                    removed.append(_display(dirs.root, tmp) or str(tmp))
+                    removed.append(display_path(dirs.root, tmp) or str(tmp))
                 txn.release(sha)
             finally:
                 lock.release(remove=True)
@@ -1433,7 +1457,7 @@ def recover(params: Params, root: str | Path) -> list[str]:
             for tmp in folder.glob(f"*{TMP_SUFFIX}"):
                 if tmp.resolve() not in live and tmp.is_file():
                     _unlink(tmp)
-                    removed.append(_display(dirs.root, tmp) or str(tmp))
+                    removed.append(display_path(dirs.root, tmp) or str(tmp))
     if removed:
         _log.warning("removed leftovers of an interrupted scoring run: %s", ", ".join(removed))
     return removed
@@ -1475,7 +1499,7 @@ def run_scoring(
 ) -> ScoringSummary:
     """The scoring run without Prefect: recover, then score ``paths`` (default: every batch in
     ``scoring.incoming_dir``) one after the other."""
-    started, started_at = time.perf_counter(), _iso()
+    started, started_at = time.perf_counter(), iso_time()
     dirs = ScoringDirs.from_params(params, root)
     batches = expand_paths(paths) if paths else discover_batches(dirs.incoming)
     recovered = recover(params, root)
@@ -1485,7 +1509,7 @@ def run_scoring(
         model_alias=scorer.model.alias,
         model_uri=scorer.model.uri,
         started_at=started_at,
-        incoming_dir=_display(dirs.root, dirs.incoming),
+        incoming_dir=display_path(dirs.root, dirs.incoming),
         recovered=recovered,
     )
     for batch in batches:
