@@ -32,7 +32,12 @@ import pandas as pd
 
 from flows.config import Params, resolve
 from flows.registry import Registration, log_and_register
-from flows.steps.ingest import atomic_write_json
+from flows.steps.calibrate import MODEL_FILE, THRESHOLD_FILE
+from flows.steps.evaluate import METRICS_FILE
+from flows.steps.ingest import SNAPSHOT_META_FILE, SPLIT_META_FILE, atomic_write_json
+from flows.steps.preprocess import MODELS_DIR, PLOTS_DIR
+from flows.steps.train import HISTORY_FILE
+from flows.steps.validate import GX_DIR, REPORT_FILE, SUITE_FILE
 
 __all__ = [
     "MODEL_FILE",
@@ -45,16 +50,8 @@ __all__ = [
 
 _log = logging.getLogger(__name__)
 
-MODEL_FILE = "models/model.keras"
-THRESHOLD_FILE = "models/threshold.json"
-METRICS_FILE = "metrics.json"
-REGISTRATION_FILE = "models/registration.json"
-PLOTS_DIR = "plots"
-DATA_DOCS_DIR = "gx/uncommitted/data_docs/local_site"
-SNAPSHOT_META_FILE = "snapshot.json"
-SUITE_FILE = "expectation_suite.json"
-REPORT_FILE = "validation_report.json"
-SPLIT_META_FILE = "split.json"
+REGISTRATION_FILE = f"{MODELS_DIR}/registration.json"
+DATA_DOCS_DIR = f"{GX_DIR}/uncommitted/data_docs/local_site"
 EXAMPLE_ROWS = 5
 
 
@@ -185,6 +182,7 @@ def register(params: Params, root: str | Path) -> RegisterResult:
         for p in (
             root / METRICS_FILE,
             root / THRESHOLD_FILE,
+            root / HISTORY_FILE,
             snapshot_dir / SNAPSHOT_META_FILE,
             snapshot_dir / SUITE_FILE,
             snapshot_dir / REPORT_FILE,
