@@ -197,8 +197,8 @@ class ModelParams(_Section):
 
 class TrainParams(_Section):
     epochs: PositiveInt = 30
-    batch_size: PositiveInt = 512
-    learning_rate: Annotated[float, Field(gt=0, le=10, strict=True)] = 0.002
+    batch_size: PositiveInt = 1024
+    learning_rate: Annotated[float, Field(gt=0, le=10, strict=True)] = 0.003
     seed: NonNegativeInt = 0
     validation_fraction: Annotated[float, Field(ge=0, le=0.5, strict=True)] = 0.1
     patience: PositiveInt = 5

@@ -49,7 +49,7 @@ def test_shipped_params_hold_the_contract_keys() -> None:
     assert p.validate.expectations == []
     assert p.model.kind == "autoencoder" and p.model.hidden_dims == [64, 32, 16]
     t = p.train
-    assert (t.epochs, t.batch_size, t.learning_rate, t.seed) == (30, 512, 0.002, 0)
+    assert (t.epochs, t.batch_size, t.learning_rate, t.seed) == (30, 1024, 0.003, 0)
     assert (t.validation_fraction, t.patience) == (0.1, 5)
     th = p.threshold
     assert (th.method, th.quantile, th.k, th.iqr_k) == ("quantile", 0.99, 3.0, 1.5)
