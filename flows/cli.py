@@ -156,9 +156,13 @@ def _run(args: argparse.Namespace, root: Path) -> int:
 
 
 def _score(args: argparse.Namespace, params, root: Path) -> int:
-    from flows.scoring import scoring_flow
+    from flows.steps.score import expand_paths
 
     paths = [str(Path(p).expanduser().resolve()) for p in args.paths] or None
+    if paths:
+        expand_paths(paths)  # a missing or non-data file fails now, before Prefect starts
+    from flows.scoring import scoring_flow
+
     summary = scoring_flow(paths=paths, params=params, root=str(root))
     for line in summary.lines():
         print(line)

@@ -61,6 +61,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import gc
 import hashlib
 import json
 import logging
@@ -141,6 +142,22 @@ _CSV_SUFFIXES = (".csv.gz", ".csv")
 _PARQUET_SUFFIXES = (".parquet", ".pq")
 
 STATUSES = ("scored", "quarantined", "skipped", "failed")
+
+#: A full garbage collection after this many rows scored in the process. GX and pandas leave
+#: reference cycles per chunk, and with TensorFlow's millions of live objects Python seldom runs
+#: a full collection by itself: without this, a 10M-row batch peaked at 1.7 GB instead of 1.3 GB.
+#: A full collection costs ~0.4 s, about 4 % of the time to score 1M rows.
+GC_EVERY_ROWS = 1_000_000
+_rows_since_gc = 0
+
+
+def _collect_garbage(rows: int) -> None:
+    global _rows_since_gc
+    _rows_since_gc += rows
+    if _rows_since_gc >= GC_EVERY_ROWS:
+        _rows_since_gc = 0
+        gc.collect()
+        pa.default_memory_pool().release_unused()
 
 
 # ============================================================================ small helpers
@@ -1028,15 +1045,28 @@ def _score_columns(
             values = values.astype("int64")
         columns.append(pa.array(values))
         names.append(str(name))
-    ts = np.full(n, int(scored_at.timestamp() * 1_000_000), dtype="int64")
-    columns += [
-        pa.array(np.full(n, model.name, dtype=object), type=pa.string()),
-        pa.array(np.full(n, model.version, dtype="int64")),
-        pa.array(np.full(n, model.alias or "", dtype=object), type=pa.string()),
-        pa.array(ts, type=pa.timestamp("us", tz="UTC")),
+    stamp = int(scored_at.timestamp() * 1_000_000)
+    columns += [  # constant columns: pa.repeat builds them without Python objects per row
+        pa.repeat(pa.scalar(model.name, type=pa.string()), n),
+        pa.repeat(pa.scalar(int(model.version), type=pa.int64()), n),
+        pa.repeat(pa.scalar(model.alias or "", type=pa.string()), n),
+        pa.repeat(pa.scalar(stamp, type=pa.timestamp("us", tz="UTC")), n),
     ]
     names += list(MODEL_COLUMNS)
     return pa.Table.from_arrays(columns, names=names)
+
+
+def _dictionary_columns(table: pa.Table) -> list[str]:
+    """Columns worth Parquet dictionary encoding: text-like ones. Floats (scores,
+    contributions, most features) almost never repeat, and trying costs 4x the write time."""
+    return [
+        f.name
+        for f in table.schema
+        if pa.types.is_string(f.type)
+        or pa.types.is_large_string(f.type)
+        or pa.types.is_dictionary(f.type)
+        or pa.types.is_boolean(f.type)
+    ]
 
 
 def _conform(table: pa.Table, schema: pa.Schema, first_row: int) -> pa.Table:
@@ -1123,7 +1153,9 @@ def _score_to_file(
                     META_MODEL: (scorer.model.uri or "").encode(),
                 }
                 tmp.parent.mkdir(parents=True, exist_ok=True)
-                writer = pq.ParquetWriter(tmp, out.schema.with_metadata(meta))
+                writer = pq.ParquetWriter(
+                    tmp, out.schema.with_metadata(meta), use_dictionary=_dictionary_columns(out)
+                )
             else:
                 out = _conform(out, writer.schema, rows)
             writer.write_table(out)
@@ -1131,6 +1163,8 @@ def _score_to_file(
             rows += table.num_rows
             flagged += int(np.asarray(scores["is_anomaly"]).sum())
             chunks += 1
+            del frame, scores, out, table
+            _collect_garbage(span[1] - span[0] + 1)
         if writer is None:  # iter_chunks raises for empty files; defensive
             raise BatchRejected(f"empty file: {path.name}", stage="read")
         t = time.perf_counter()

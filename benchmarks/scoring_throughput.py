@@ -1,0 +1,267 @@
+"""Scoring speed (shared/BENCHMARK.md, "Speed"): rows per second of the same registered model three
+ways, measured side by side in one run, on Shuttle-shaped rows.
+
+    python benchmarks/scoring_throughput.py [--rows 1000000] [--repeats 3] [--use-repo]
+                                            [--big [--big-rows 10000000]] [--write]
+
+(a) bare Keras ``predict`` of the detector's network (batch 8192, inputs prepared beforehand);
+(b) the registered MLflow pyfunc's ``predict`` (``models:/NAME@champion``) on a DataFrame;
+(c) the scoring flow (``flows.scoring.scoring_flow``) from a Parquet file to its scored Parquet
+    file: alias resolution, GX validation of every chunk, scoring, writing, ledger.
+
+The rows are sampled with replacement from the Shuttle data shipped in the ``river`` package. The
+model is trained by ``anomaly train`` in a temporary project (default settings, ``--epochs`` epochs:
+the number of epochs does not change the network, hence not the speed), or is the repo's own
+champion with ``--use-repo`` (scored files then go to a temporary folder, not to data/).
+
+``--big`` also scores a ``--big-rows`` (10,000,000) row Parquet file with ``anomaly score`` in a
+subprocess and reports its wall time and peak memory (``resource.getrusage`` of the child).
+Times are medians of ``--repeats`` runs after one warm-up. Prints a Markdown table; ``--write``
+puts it into BENCHMARKS.md (section ``scoring-speed``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from benchmarks._report import replace_section  # noqa: E402
+
+BIN = Path(sys.executable).parent
+
+
+def shuttle_features() -> pd.DataFrame:
+    import river.datasets
+
+    df = pd.read_csv(Path(river.datasets.__file__).parent / "shuttle.csv.gz")
+    return df.drop(columns=["anomaly"])
+
+
+def sample_rows(base: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
+    idx = np.random.default_rng(seed).integers(0, len(base), size=n)
+    return base.iloc[idx].reset_index(drop=True)
+
+
+def write_big_parquet(base: pd.DataFrame, path: Path, n: int, part: int = 1_000_000) -> None:
+    """``n`` sampled rows written part by part (never all in memory)."""
+    writer = None
+    try:
+        for i, start in enumerate(range(0, n, part)):
+            table = pa.Table.from_pandas(sample_rows(base, min(part, n - start), seed=100 + i),
+                                         preserve_index=False)
+            if writer is None:
+                writer = pq.ParquetWriter(path, table.schema)
+            writer.write_table(table)
+    finally:
+        if writer is not None:
+            writer.close()
+
+
+def child_env(root: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_"))}
+    env.update(
+        PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
+        ANOMALY_PROJECT_ROOT=str(root),
+        TF_CPP_MIN_LOG_LEVEL="3",
+    )
+    return env
+
+
+def train_project(work: Path, epochs: int) -> Path:
+    root = work / "project"
+    root.mkdir(parents=True)
+    shutil.copy(ROOT / "params.yaml", root / "params.yaml")
+    print(f"training the default model ({epochs} epochs) with `anomaly train` in {root} ...",
+          file=sys.stderr)
+    done = subprocess.run(
+        [str(BIN / "anomaly"), "train", "--set", f"train.epochs={epochs}"],
+        cwd=root, env=child_env(root), capture_output=True, text=True,
+    )
+    if done.returncode != 0:
+        sys.exit(f"`anomaly train` failed:\n{done.stderr[-3000:]}")
+    return root
+
+
+def median_time(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=5, help="training epochs of the temp model")
+    parser.add_argument("--chunk-rows", type=int, default=None,
+                        help="scoring.chunk_rows for the flow (default: params.yaml's)")
+    parser.add_argument("--use-repo", action="store_true",
+                        help="use the repo's registry (its champion) instead of a temp project")
+    parser.add_argument("--big", action="store_true", help="also the 10M-row peak-memory run")
+    parser.add_argument("--big-rows", type=int, default=10_000_000)
+    parser.add_argument("--workdir", default=None, help="where temporary files go")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
+    parser.add_argument("--write", action="store_true", help="write the table into BENCHMARKS.md")
+    args = parser.parse_args()
+
+    work = Path(tempfile.mkdtemp(prefix="scoring-bench-", dir=args.workdir))
+    try:
+        rows = run(args, work)
+    finally:
+        if not args.keep:
+            shutil.rmtree(work, ignore_errors=True)
+    table = "\n".join(rows)
+    print(table)
+    if args.write:
+        replace_section(ROOT / "BENCHMARKS.md", "scoring-speed", table)
+        print(f"written to {ROOT / 'BENCHMARKS.md'}", file=sys.stderr)
+
+
+def run(args: argparse.Namespace, work: Path) -> list[str]:
+    from flows.config import configure_environment, load_params
+
+    root = ROOT if args.use_repo else train_project(work, args.epochs)
+    configure_environment(root)
+    scoring = work / "scoring"
+    overrides = [
+        f"scoring.incoming_dir={scoring / 'incoming'}",
+        f"scoring.quarantine_dir={scoring / 'quarantine'}",
+    ]
+    if args.chunk_rows:
+        overrides.append(f"scoring.chunk_rows={args.chunk_rows}")
+    params = load_params(root / "params.yaml", overrides)
+
+    from anomaly_models.detector import AnomalyDetector
+    from anomaly_models.preprocessing import frame_to_inputs
+    from flows import registry
+    from flows.scoring import scoring_flow
+
+    model, info = registry.load_champion_pyfunc(params, root)
+    print(f"model: {info.model_uri} (@{info.alias})", file=sys.stderr)
+    detector = model.unwrap_python_model().detector  # the very detector the pyfunc runs
+    if not isinstance(detector, AnomalyDetector):
+        sys.exit(f"{info.model_uri} is not an AnomalyDetector pyfunc")
+
+    base = shuttle_features()
+    X = sample_rows(base, args.rows, seed=0)
+    n = len(X)
+    print(f"{n:,} Shuttle-shaped rows, {X.shape[1]} features", file=sys.stderr)
+
+    # (a) bare Keras predict of the network, inputs prepared once
+    network = detector.network_
+    inputs = frame_to_inputs(X[list(detector.feature_names_in_)].astype("float32"),
+                             network.preprocessing_model)
+    warm = {k: v[:8192] for k, v in inputs.items()}
+    network.predict(warm, batch_size=8192, verbose=0)
+    bare_s = median_time(lambda: network.predict(inputs, batch_size=8192, verbose=0), args.repeats)
+
+    # (b) the registered pyfunc on a DataFrame
+    frame = registry.prepare_input(model, X)
+    model.predict(frame.iloc[:8192])
+    pyfunc_s = median_time(lambda: model.predict(frame), args.repeats)
+
+    # (c) the scoring flow, Parquet -> Parquet (one warm-up run starts Prefect's temporary API)
+    master = work / "batch.parquet"
+    X.to_parquet(master, index=False)
+    (scoring / "incoming").mkdir(parents=True, exist_ok=True)
+
+    def flow_once(tag: str, source: Path) -> tuple[float, dict]:
+        target = scoring / "incoming" / f"shuttle-{tag}.parquet"
+        shutil.copy(source, target)
+        run_params = load_params(root / "params.yaml",
+                                 [*overrides, f"scoring.scored_dir={scoring / f'scored-{tag}'}"])
+        started = time.perf_counter()
+        summary = scoring_flow(params=run_params, root=str(root))
+        seconds = time.perf_counter() - started
+        if [b.status for b in summary.batches] != ["scored"]:
+            sys.exit(f"the flow did not score the batch: {summary.lines()}")
+        return seconds, summary.batches[0].timings
+
+    small = work / "small.parquet"
+    X.iloc[:5000].to_parquet(small, index=False)
+    flow_once("warmup", small)
+    runs = [flow_once(f"r{i}", master) for i in range(args.repeats)]
+    flow_s = statistics.median(s for s, _ in runs)
+    timings = {k: statistics.median(t[k] for _, t in runs) for k in runs[0][1]}
+
+    chunk = params.scoring.chunk_rows
+    table = [
+        "| path (same model, same rows) | rows | seconds | rows/s | vs bare predict |",
+        "|---|---|---|---|---|",
+    ]
+
+    def row(name: str, rows: int, seconds: float, ref: float | None) -> str:
+        rate = rows / seconds
+        ratio = f"{rate / ref:.2f}x" if ref else "1.00x"
+        return f"| {name} | {rows:,} | {seconds:.2f} | {rate:,.0f} | {ratio} |"
+
+    bare_rate = n / bare_s
+    table.append(row("bare Keras `predict` of the detector's network (batch 8192)", n, bare_s, None))
+    table.append(row("registered MLflow pyfunc `predict` (DataFrame in and out)", n, pyfunc_s,
+                     bare_rate))
+    table.append(row(f"scoring flow, Parquet -> Parquet (chunk_rows={chunk:,})", n, flow_s,
+                     bare_rate))
+    notes = [
+        "",
+        f"Model: {info.model_uri} ({'the repo registry' if args.use_repo else 'trained by `anomaly train` in a temporary project'}), "
+        f"hidden_dims {list(detector.hidden_dims)}, {len(detector.feature_names_in_)} features. "
+        f"Medians of {args.repeats} runs after a warm-up; {os.cpu_count()} CPU cores, no GPU.",
+        "Inside the flow (median seconds): "
+        + ", ".join(f"{k} {v:.2f}" for k, v in timings.items())
+        + "; the rest is Prefect, the registry and the ledger.",
+    ]
+
+    if args.big:
+        big = work / "big.parquet"
+        print(f"writing a {args.big_rows:,}-row Parquet file ...", file=sys.stderr)
+        write_big_parquet(base, big, args.big_rows)
+        big_scored = scoring / "scored-big"
+        wrapper = (
+            "import resource, subprocess, sys, time\n"
+            "t = time.perf_counter()\n"
+            "done = subprocess.run(sys.argv[1:], capture_output=True, text=True)\n"
+            "s = time.perf_counter() - t\n"
+            "print(done.returncode, s, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+            "sys.stderr.write(done.stderr[-3000:] if done.returncode else '')\n"
+        )
+        cmd = [sys.executable, "-c", wrapper, str(BIN / "anomaly"), "score", str(big)]
+        for o in [*overrides, f"scoring.scored_dir={big_scored}"]:
+            cmd += ["--set", o]
+        done = subprocess.run(cmd, cwd=root, env=child_env(root), capture_output=True, text=True)
+        try:
+            code, seconds, maxrss_kb = done.stdout.split()[-3:]
+        except ValueError:
+            sys.exit(f"the 10M-row run failed: {done.stdout[-2000:]} {done.stderr[-3000:]}")
+        if code != "0":
+            sys.exit(f"`anomaly score` of the big file exited {code}: {done.stderr[-3000:]}")
+        peak_gb = int(maxrss_kb) / 1024 / 1024
+        rate = args.big_rows / float(seconds)
+        notes.append(
+            f"`anomaly score` of one {args.big_rows:,}-row Parquet file in a subprocess: "
+            f"{float(seconds):.0f} s wall including start-up ({rate:,.0f} rows/s), "
+            f"peak RSS {peak_gb:.2f} GB (resource.getrusage of the child; goal: under 2 GB)."
+        )
+    return table + notes
+
+
+if __name__ == "__main__":
+    main()
