@@ -1005,7 +1005,9 @@ def _validate_chunk(
     else:
         checked = frame
     with _exclusive(dirs.scored / GX_LOCK_FILE):  # GX's file stores are not multi-process safe
-        report = validate_frame(checked, suite, gx_context_dir(dirs.root), batch_name=gx_name)
+        report = validate_frame(
+            checked, suite, gx_context_dir(dirs.root), batch_name=gx_name, build_docs=False
+        )
     if report.success:
         return report
     needed = required or scorer.features

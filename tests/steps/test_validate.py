@@ -173,6 +173,19 @@ def test_data_docs_inside_the_context_dir(batch, suite, gx_dir) -> None:
     assert report.data_docs_page.is_relative_to(gx_dir)
 
 
+def test_without_docs_a_pass_builds_no_page_and_a_failure_does(batch, suite, tmp_path) -> None:
+    gx_dir = tmp_path / "gx"
+    passed = validate_frame(batch, suite, gx_dir, "quiet-pass", build_docs=False)
+    assert passed.success
+    assert not list(gx_dir.rglob("*quiet-pass*.html"))  # no Data Docs rebuild for a pass
+    bad = batch.copy()
+    bad.loc[5, "b"] = 1000.0
+    failed = validate_frame(bad, suite, gx_dir, "quiet-fail", build_docs=False)
+    assert not failed.success and failed.failed
+    assert failed.data_docs_page is not None and failed.data_docs_page.is_file()
+    assert "quiet-fail" in str(failed.data_docs_page)  # pages are named after the run
+
+
 def test_out_of_range_value(batch, suite, gx_dir) -> None:
     batch.loc[5, "b"] = 1000.0
     report = check(batch, suite, gx_dir)
