@@ -37,7 +37,11 @@ from anomaly_models._checks import (
 from anomaly_models.layers.numerical_anomaly_detection import NumericalAnomalyDetection
 from anomaly_models.models.autoencoder import Autoencoder
 from anomaly_models.models.feature_score_network import FeatureScoreNetwork
-from anomaly_models.preprocessing import build_preprocessing_model, frame_to_inputs
+from anomaly_models.preprocessing import (
+    build_preprocessing_model,
+    frame_to_inputs,
+    is_numeric_column,
+)
 from anomaly_models.thresholds import ThresholdResult, calibrate_threshold
 
 KINDS = ("autoencoder", "feature")
@@ -197,10 +201,7 @@ class AnomalyDetector:
                 )
             frame = frame.rename(columns=str)[columns]
         frame = frame.rename(columns=str)
-        non_numeric = [
-            c for c in frame.columns
-            if not pd.api.types.is_numeric_dtype(frame[c]) or pd.api.types.is_bool_dtype(frame[c])
-        ]
+        non_numeric = [c for c in frame.columns if not is_numeric_column(frame[c])]
         if non_numeric:
             examples = {c: frame[c].iloc[0] for c in non_numeric[:3]}
             raise ValueError(

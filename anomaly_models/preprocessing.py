@@ -48,7 +48,8 @@ class ColumnProfile:
     categories: list[str] = field(default_factory=list)
 
 
-def _is_numeric(series: pd.Series) -> bool:
+def is_numeric_column(series: pd.Series) -> bool:
+    """True for int/float columns; booleans count as categories, not numbers."""
     return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
 
 
@@ -62,7 +63,7 @@ def profile_dataframe(df: pd.DataFrame, max_categories: int = 50) -> dict[str, C
     for column in df.columns:
         series = df[column]
         name = str(column)
-        if _is_numeric(series):
+        if is_numeric_column(series):
             values = series.to_numpy(dtype="float64", na_value=np.nan)
             finite = values[np.isfinite(values)]
             if finite.size == 0:

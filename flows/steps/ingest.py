@@ -31,7 +31,7 @@ import hashlib
 import json
 import os
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -47,6 +47,7 @@ __all__ = [
     "SPLIT_NAMES",
     "DataError",
     "IngestResult",
+    "atomic_save",
     "atomic_write_json",
     "atomic_write_parquet",
     "content_hash",
@@ -107,35 +108,32 @@ class IngestResult:
 
 
 # --------------------------------------------------------------------------- small helpers
-def _tmp_name(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+def atomic_save(path: str | Path, write: Callable[[Path], object]) -> Path:
+    """Call ``write(tmp)`` with a temporary file next to ``path`` (same suffix, so writers that
+    check it, like Keras' ``save``, accept it), then ``os.replace`` it onto ``path``.
+
+    A crash or an exception leaves the previous ``path`` untouched and no temporary file behind.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}{path.suffix}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
 
 
 def atomic_write_parquet(df: pd.DataFrame, path: Path) -> Path:
     """Write ``df`` (without its index) to ``path`` via a temporary name and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_name(path)
-    try:
-        df.to_parquet(tmp, index=False)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return atomic_save(path, lambda tmp: df.to_parquet(tmp, index=False))
 
 
 def atomic_write_json(obj: Any, path: Path) -> Path:
     """Write ``obj`` as indented, strict JSON (no NaN/Infinity) via a temporary name."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     text = json.dumps(obj, indent=2, allow_nan=False, default=str) + "\n"
-    tmp = _tmp_name(path)
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return atomic_save(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def _display(root: Path, path: Path) -> str:

@@ -25,9 +25,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +36,7 @@ from flows.config import ConfigError, Params, resolve
 from flows.steps.ingest import (
     SPLIT_META_FILE,
     DataError,
+    atomic_save,
     atomic_write_json,
     normal_rows,
     read_table,
@@ -112,23 +110,6 @@ def require_file(path: Path, produced_by: str) -> Path:
             f"run `anomaly stage {produced_by}` first"
         )
     return Path(path)
-
-
-def atomic_save(path: str | Path, write: Callable[[Path], object]) -> Path:
-    """Call ``write(tmp)`` with a temporary file next to ``path`` (same suffix, so writers that
-    check it, like Keras' ``save``, accept it), then ``os.replace`` it onto ``path``.
-
-    A crash or an exception leaves the previous ``path`` untouched and no temporary file behind.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}{path.suffix}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
 
 
 @dataclass(frozen=True)
