@@ -317,9 +317,10 @@ def test_sigkill_mid_run_then_rerun_scores_each_batch_exactly_once(project, fold
                                                       index=False)
     chunked = "scoring.chunk_rows=400"  # several chunks per batch: a window to kill in
 
-    # 1. killed while the first output is being written (only its .tmp exists)
+    # 1. killed while the first output is being written (only its .tmp exists; the ledger's own
+    #    _ledger.json.tmp must not count, or the kill can land before the claim is saved)
     run = start_score(project, folders, chunked)
-    hit = _wait_for(lambda: any(folders["scored"].glob("*.tmp")), run)
+    hit = _wait_for(lambda: any(folders["scored"].glob("*.parquet.tmp")), run)
     os.kill(run.pid, signal.SIGKILL)
     _, err = run.communicate(timeout=60)
     assert hit, f"the run ended before writing anything: {err[-3000:]}"
