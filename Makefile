@@ -15,7 +15,11 @@ export DVC_SITE_CACHE_DIR := $(CURDIR)/.dvc/site-cache
 export TF_CPP_MIN_LOG_LEVEL := 3
 export MPLBACKEND := Agg
 
-.PHONY: help run test test-fast repro ui bench lint clean
+# The Prefect server of `make prefect-server` / `make serve` (its database is in $(PREFECT_HOME)).
+PREFECT_PORT ?= 4200
+PREFECT_SERVER_URL := http://127.0.0.1:$(PREFECT_PORT)/api
+
+.PHONY: help run test test-fast repro ui prefect-server serve score report bench lint clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -40,6 +44,18 @@ repro: $(STAMP)  ## the same pipeline through DVC: dvc repro
 
 ui: $(STAMP)  ## the MLflow UI on http://127.0.0.1:5000 (promote models by moving aliases)
 	$(BIN)/mlflow ui --backend-store-uri "sqlite:///$(CURDIR)/mlflow.db" --host 127.0.0.1 --port 5000
+
+prefect-server: $(STAMP)  ## a Prefect server on 127.0.0.1:4200 (state in .prefect/); schedules need it
+	$(BIN)/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT)
+
+serve: $(STAMP)  ## serve the scheduled deployments (scoring, nightly report) on that server
+	PREFECT_API_URL=$(PREFECT_SERVER_URL) $(BIN)/anomaly serve
+
+score: $(STAMP)  ## score every new batch in data/incoming with the champion model
+	$(BIN)/anomaly score
+
+report: $(STAMP)  ## yesterday's data-quality report in data/reports/<date>/
+	$(BIN)/anomaly report
 
 bench: $(STAMP)  ## quality and speed benchmarks (writes BENCHMARKS.md); pip install -e '.[bench]' for PyOD peers
 	$(BIN)/python benchmarks/shuttle_tabular.py --write

@@ -5,6 +5,8 @@
     anomaly score [PATH ...] [--params FILE] [--set ...]  score new batches with the champion
     anomaly promote VERSION [--alias champion]            move an alias to a registered version
     anomaly models                                        registered versions, aliases, metrics
+    anomaly report [--date YYYY-MM-DD]                    the data-quality report of one day
+    anomaly serve                                         serve the scheduled deployments
 
 Errors in settings or data end with a one-paragraph message naming the problem and exit code 2
 (settings) or 1 (data, registry, training), never a bare traceback. ``anomaly score`` exits 3 when
@@ -93,6 +95,28 @@ def build_parser() -> argparse.ArgumentParser:
     )
     models.add_argument("--json", action="store_true", help="print JSON instead of a table")
     _add_params_options(models)
+
+    report = commands.add_parser(
+        "report", help="write the data-quality report of one day's batches",
+        description="Run the data-quality flow for the batches scored or quarantined on DATE "
+        "(UTC; default: yesterday): GX Data Docs of their validations and one self-contained "
+        "HTML page (rows per batch, pass/fail, drift against the training snapshot, anomaly-rate "
+        "trend) in <report.reports_dir>/<DATE>/, logged to MLflow.",
+    )
+    report.add_argument(
+        "--date", metavar="YYYY-MM-DD", default=None,
+        help="the day to report (UTC; default: yesterday, what the nightly schedule reports)",
+    )
+    _add_params_options(report)
+
+    serve = commands.add_parser(
+        "serve", help="serve the scheduled deployments (scoring, report, retrain) on a Prefect server",
+        description="Create the deployments with the schedules of params.yaml (schedules.*) and "
+        "run their scheduled flow runs until interrupted (Ctrl-C). Needs a Prefect server: "
+        "PREFECT_API_URL must point at one (`make prefect-server` starts one inside the repo). "
+        "Schedules do not fire on Prefect's temporary local API.",
+    )
+    _add_params_options(serve)
     return parser
 
 
@@ -139,6 +163,18 @@ def _run(args: argparse.Namespace, root: Path) -> int:
         return 0
     if args.command == "score":
         return _score(args, params, root)
+    if args.command == "report":
+        from flows.data_quality import data_quality_flow, parse_report_date
+
+        day = parse_report_date(args.date)  # a malformed date fails before Prefect starts
+        result = data_quality_flow(date=day.isoformat(), params=params, root=str(root))
+        print(result.headline())
+        return 0
+    if args.command == "serve":
+        from flows.deployments import serve
+
+        serve(params, root, params_file=args.params, overrides=args.overrides)
+        return 0
     from flows import registry
 
     if args.command == "promote":

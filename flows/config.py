@@ -251,9 +251,22 @@ class ReportParams(_Section):
 
 
 class SchedulesParams(_Section):
-    scoring_interval_minutes: PositiveInt = 15
+    # minutes; fractions allowed (0.5 = every 30 s)
+    scoring_interval_minutes: Annotated[float, Field(gt=0)] = 15
     report_cron: str | None = "0 2 * * *"
     retrain_cron: str | None = None
+    timezone: NonEmptyStr = "UTC"
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown IANA timezone {value!r} (e.g. 'UTC', 'Europe/Berlin')") from exc
+        return value
 
     @field_validator("report_cron", "retrain_cron")
     @classmethod
