@@ -233,6 +233,7 @@ class ScoringParams(_Section):
     scored_dir: NonEmptyStr = "data/scored"
     quarantine_dir: NonEmptyStr = "data/quarantine"
     chunk_rows: PositiveInt = 250_000
+    passthrough_columns: list[NonEmptyStr] = Field(default_factory=list)
 
     @field_validator("alias")
     @classmethod

@@ -39,13 +39,18 @@ entry (``already scored``).
 **Bad input** never stops the run nor loses data: a batch that cannot be read (missing, empty,
 corrupt), lacks a feature column, or fails any expectation of the suite is moved to the quarantine
 folder with its report (a file given by path from outside the incoming folder is *copied* there
-and left where it was); the other batches go on. Extra columns are allowed: they are not part of
-validation and are kept in the output.
+and left where it was); the other batches go on. A column the model does not take is a problem too
+(a renamed column, a file meant for another model), unless it is listed in
+``scoring.passthrough_columns`` (ids, timestamps...): those are carried through to the output
+unvalidated. The label column of training, when a batch has it, is dropped from validation and
+kept.
 
 **Chunks.** A batch is read ``scoring.chunk_rows`` rows at a time (Parquet with
 ``pyarrow.ParquetFile.iter_batches``, CSV with ``pandas.read_csv(chunksize=...)``); a last piece
 shorter than half a chunk is merged into the one before, so no chunk is tiny. Each chunk is validated
-(GX, stored in the project's GX context with the batch name and row range) and scored, and written
+(the first by GX, stored in the project's GX context with the batch name and row range; later ones
+by :func:`~flows.steps.validate.quick_check`, which is milliseconds instead of GX's ~0.6 s, and by
+GX whenever the quick check does not pass them) and scored, and written
 with a ``pyarrow.parquet.ParquetWriter``, so a batch of any size scores in bounded memory. A batch
 with a chunk that fails is quarantined whole; nothing of it is written. ``mostly`` expectations
 (``validate.range_mostly``) therefore hold per chunk.
@@ -993,27 +998,46 @@ def _validate_chunk(
     dirs: ScoringDirs,
     gx_name: str,
     rows: tuple[int, int],
-) -> ValidationReport:
-    from flows.steps.validate import gx_context_dir, validate_frame
+    *,
+    passthrough: Sequence[str] = (),
+    first: bool = True,
+) -> ValidationReport | None:
+    """Validate one chunk; raise :class:`BatchRejected` naming the problem when it fails.
+
+    The first chunk of a batch always goes through Great Expectations (its result is stored in
+    the GX context: the batch's Data Docs entry). Later chunks are checked with
+    :func:`~flows.steps.validate.quick_check` and go to GX only when it does not pass them, so
+    a failing chunk is always judged and reported by GX. Returns GX's report, or None for a
+    chunk that the quick check passed.
+    """
+    from flows.steps.validate import gx_context_dir, quick_check, validate_frame
 
     meta = suite.meta or {}
     required = list(meta.get("columns") or [])
     label = meta.get("label_column")
-    if required:  # extra columns are allowed: validate the model's columns only
-        keep = [c for c in frame.columns if c in set(required) or c == label]
-        checked = frame[keep]
-    else:
-        checked = frame
+    needed = required or scorer.features
+    known = {*needed, *passthrough} | ({label} if label else set())
+    unknown = [c for c in frame.columns if c not in known]
+    missing = [c for c in needed if c not in frame.columns]
+    if unknown and not missing:  # extra columns: not something the model was trained with
+        raise BatchRejected(
+            f"the batch has column(s) the model does not know: {unknown} (the model takes "
+            f"{needed}); to carry such columns through to the scored file, list them in "
+            "scoring.passthrough_columns",
+            stage="validate",
+            problems=[f"unexpected column {c!r}" for c in unknown],
+            rows=rows,
+        )
+    checked = frame[[c for c in frame.columns if c in set(required) or c == label]] if required else frame
+    if not first and not missing and quick_check(checked, suite) is True:
+        return None
     with _exclusive(dirs.scored / GX_LOCK_FILE):  # GX's file stores are not multi-process safe
         report = validate_frame(
             checked, suite, gx_context_dir(dirs.root), batch_name=gx_name, build_docs=False
         )
     if report.success:
         return report
-    needed = required or scorer.features
-    missing = [c for c in needed if c not in frame.columns]
     if missing:
-        unknown = [c for c in frame.columns if c not in set(needed) and c != label]
         reason = f"missing column(s) {missing} that the model needs"
         if unknown:
             reason += f"; the batch has column(s) the model does not know: {unknown} (renamed?)"
@@ -1100,6 +1124,7 @@ def _score_to_file(
     dirs: ScoringDirs,
     chunk_rows: int,
     scored_at: datetime,
+    passthrough: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Validate, score and write ``path`` to ``tmp`` chunk by chunk, then rename it to ``output``.
     Raises :class:`BatchRejected` (nothing renamed) for bad data."""
@@ -1130,7 +1155,10 @@ def _score_to_file(
             t = time.perf_counter()
             single = chunks == 0 and last
             gx_name = path.name if single else f"{path.name} rows {span[0]}-{span[1]}"
-            _validate_chunk(frame, suite, scorer, dirs, gx_name, span)
+            _validate_chunk(
+                frame, suite, scorer, dirs, gx_name, span,
+                passthrough=passthrough, first=chunks == 0,
+            )
             timings["validate"] += time.perf_counter() - t
 
             t = time.perf_counter()
@@ -1378,6 +1406,7 @@ def score_batch(
                 dirs=dirs,
                 chunk_rows=params.scoring.chunk_rows,
                 scored_at=scored_at,
+                passthrough=params.scoring.passthrough_columns,
             )
         except BatchRejected as rejection:
             _unlink(tmp)

@@ -118,11 +118,11 @@ def test_scores_csv_and_parquet_batches_with_the_champion_then_skips_them(projec
     from anomaly_models import AnomalyDetector
 
     b1 = good_rows(project, 500, seed=1)
-    b2 = good_rows(project, 700, seed=2).assign(site="plant-a")  # an extra column: kept
+    b2 = good_rows(project, 700, seed=2).assign(site="plant-a")  # a passthrough column: kept
     b1.to_csv(folders["incoming"] / "b1.csv", index=False)
     b2.to_parquet(folders["incoming"] / "b2.parquet", index=False)
 
-    summary = score(project, folders)
+    summary = score(project, folders, "scoring.passthrough_columns=[site]")
 
     assert [(b.batch, b.status) for b in summary.batches] == [("b1.csv", "scored"),
                                                               ("b2.parquet", "scored")]
@@ -180,6 +180,9 @@ def _bad_batches(project) -> dict[str, tuple[object, str]]:
     inf.loc[6, "vibration"] = np.inf
     return {
         "missing_column.csv": (good.drop(columns="temp"), r"missing column\(s\) \['temp'\]"),
+        "extra_column.parquet": (good.assign(operator="x"),
+                                 r"column\(s\) the model does not know: \['operator'\].*"
+                                 r"scoring\.passthrough_columns"),
         "renamed_column.parquet": (good.rename(columns={"flow": "flow_rate"}),
                                    r"missing column\(s\) \['flow'\].*'flow_rate'.*renamed"),
         "text_in_numeric.csv": (text, r"'flow'.*must be numeric"),
@@ -194,7 +197,7 @@ def _bad_batches(project) -> dict[str, tuple[object, str]]:
 def test_bad_batches_are_quarantined_with_reports_and_no_row_is_lost(project, folders):
     bad = _bad_batches(project)
     good = {"ok.csv": good_rows(project, 250, seed=3),
-            "extra_column.parquet": good_rows(project, 260, seed=4).assign(note="kept")}
+            "passthrough_column.parquet": good_rows(project, 260, seed=4).assign(note="kept")}
     originals: dict[str, bytes] = {}
     for name, content in [*((n, c) for n, (c, _) in bad.items()), *good.items()]:
         path = folders["incoming"] / name
@@ -206,7 +209,7 @@ def test_bad_batches_are_quarantined_with_reports_and_no_row_is_lost(project, fo
             content.to_parquet(path, index=False)
         originals[name] = path.read_bytes()
 
-    summary = score(project, folders)
+    summary = score(project, folders, "scoring.passthrough_columns=[note]")
 
     status = {b.batch: b for b in summary.batches}
     assert sorted(b.batch for b in summary.scored) == sorted(good)

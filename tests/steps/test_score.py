@@ -41,6 +41,7 @@ def _params(tmp_path, chunk_rows: int) -> Params:
                 "scored_dir": str(tmp_path / "scored"),
                 "quarantine_dir": str(tmp_path / "quarantine"),
                 "chunk_rows": chunk_rows,
+                "passthrough_columns": ["site"],
             },
         }
     )
@@ -72,7 +73,7 @@ def _batch(n: int = 5000, seed: int = 2) -> pd.DataFrame:
     df = _frame(n, seed)
     df["a"] = df["a"].clip(7, 13)
     df["b"] = df["b"].clip(-1.5, 1.5)
-    df["site"] = [f"s{i % 3}" for i in range(n)]  # an extra column: kept, not validated
+    df["site"] = [f"s{i % 3}" for i in range(n)]  # scoring.passthrough_columns: kept, not validated
     return df
 
 

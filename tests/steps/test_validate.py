@@ -348,3 +348,57 @@ def test_validate_step_fails_readably(project) -> None:
 def test_validate_step_needs_the_split(tmp_path, params) -> None:
     with pytest.raises(DataError, match=r"train split not found: .*run the ingest step first"):
         validate(params, tmp_path)
+
+
+# ------------------------------------------------------------------------------ quick_check
+def _variants(batch: pd.DataFrame, suite) -> dict[str, pd.DataFrame]:
+    """Batches that pass or fail each kind of expectation of the suite, and edge cases."""
+    (lo, hi), *_ = [
+        (e.configuration.kwargs["min_value"], e.configuration.kwargs["max_value"])
+        for e in suite.expectations
+        if e.meta.get("check") == "range" and e.configuration.kwargs["column"] == "a"
+    ]
+    v = {"clean": batch, "no label": batch.drop(columns=["y"])}
+    v["one far value (within range_mostly? no: 1 of 100)"] = batch.assign(a=[*batch["a"][:-1], 1e6])
+    v["nan"] = batch.assign(b=[np.nan, *batch["b"][1:]])
+    v["inf"] = batch.assign(c=[np.inf, *batch["c"][1:].astype(float)])
+    v["-inf"] = batch.assign(a=[-np.inf, *batch["a"][1:]])
+    v["missing column"] = batch.drop(columns=["b"])
+    v["extra column"] = batch.assign(z=1.0)
+    v["int column as float32"] = batch.astype({"c": "float32"})
+    v["inf in a float32 column"] = batch.astype({"a": "float32"}).assign(
+        a=np.array([np.inf, *batch["a"][1:]], dtype="float32"))
+    v["values exactly at the range bounds"] = batch.assign(a=[lo, hi, *batch["a"][2:]])
+    v["empty"] = batch.iloc[:0]
+    v["string column"] = batch.astype({"a": str})
+    big = pd.concat([batch] * 20, ignore_index=True)  # 2,000 rows: mostly=0.999 allows 2
+    v["2 far values in 2000 (within mostly)"] = big.assign(a=[1e6, 1e6, *big["a"][2:]])
+    v["3 far values in 2000 (beyond mostly)"] = big.assign(a=[1e6] * 3 + list(big["a"][3:]))
+    return v
+
+
+def test_quick_check_agrees_with_great_expectations(batch, suite, gx_dir) -> None:
+    from flows.steps.validate import quick_check
+
+    for name, frame in _variants(batch, suite).items():
+        verdict = quick_check(frame, suite)
+        gx_ok = validate_frame(frame, suite, gx_dir, batch_name=f"quick {name}", build_docs=False).success
+        if verdict is not None:  # None = leave it to GX
+            assert verdict == gx_ok, (name, verdict, gx_ok)
+        if gx_ok is False:  # never a pass that GX would refuse
+            assert verdict is not True, name
+    assert quick_check(batch, suite) is True
+    assert quick_check(batch.astype({"a": str}), suite) is None  # strings: GX decides
+
+
+def test_quick_check_leaves_user_expectations_to_gx(train, batch) -> None:
+    from flows.steps.validate import quick_check
+
+    params = Params.model_validate(
+        {
+            "data": {"source": "x.csv", "label_column": "y"},
+            "validate": {"expectations": [{"type": "expect_column_mean_to_be_between",
+                                           "kwargs": {"column": "a", "min_value": -1, "max_value": 1}}]},
+        }
+    )
+    assert quick_check(batch, build_suite(train, FEATURES, params)) is None
