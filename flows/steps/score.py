@@ -77,6 +77,7 @@ import socket
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -1131,6 +1132,19 @@ def _score_to_file(
     timings = {"read": 0.0, "validate": 0.0, "predict": 0.0, "write": 0.0}
     rows = flagged = chunks = 0
     writer: pq.ParquetWriter | None = None
+    # Writing a chunk (pyarrow, which releases the GIL) overlaps with reading, validating and
+    # predicting the next one; at most one write is pending, so memory holds two chunks at most.
+    write_behind = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parquet-writer")
+    pending: Future[None] | None = None
+
+    def wait_pending() -> None:
+        nonlocal pending
+        if pending is not None:
+            t = time.perf_counter()
+            done, pending = pending, None
+            done.result()  # a write error surfaces here, in the scoring thread
+            timings["write"] += time.perf_counter() - t
+
     added = [*SCORE_COLUMNS, *MODEL_COLUMNS]
     normalize = scorer.normalize if batch_kind(path) == "csv" else None
     iterator = _with_last(iter_chunks(path, chunk_rows, normalize=normalize))
@@ -1188,13 +1202,15 @@ def _score_to_file(
                 )
             else:
                 out = _conform(out, writer.schema, rows)
-            writer.write_table(out)
             timings["write"] += time.perf_counter() - t
+            wait_pending()
+            pending = write_behind.submit(writer.write_table, out)
             rows += table.num_rows
             flagged += int(np.asarray(scores["is_anomaly"]).sum())
             chunks += 1
             del frame, scores, out, table
             _collect_garbage(span[1] - span[0] + 1)
+        wait_pending()
         if writer is None:  # iter_chunks raises for empty files; defensive
             raise BatchRejected(f"empty file: {path.name}", stage="read")
         t = time.perf_counter()
@@ -1206,6 +1222,10 @@ def _score_to_file(
         _fsync_dir(output.parent)
         timings["write"] += time.perf_counter() - t
     finally:
+        if pending is not None:  # a failure elsewhere: let the write end before closing
+            with contextlib.suppress(Exception):
+                pending.result()
+        write_behind.shutdown(wait=True)
         if writer is not None:
             with contextlib.suppress(Exception):
                 writer.close()
