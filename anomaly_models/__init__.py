@@ -3,6 +3,7 @@
 Main entry points::
 
     from anomaly_models import AnomalyDetector           # fit / calibrate / score / save / load
+    AnomalyDetector(kind="lstm_autoencoder", window=32)  # ordered series in, one score per point
     from anomaly_models.layers import NumericalAnomalyDetection
     from anomaly_models.models import Autoencoder
     from anomaly_models.preprocessing import DataAnalyzer, build_preprocessing_model
@@ -18,7 +19,12 @@ from anomaly_models.detector import AnomalyDetector, NotFittedError
 from anomaly_models.layers.prediction_error_anomaly_score import PredictionErrorAnomalyScore
 from anomaly_models.layers.sequence_anomaly_score_layer import SequenceAnomalyScoreLayer
 from anomaly_models.models.lstm_autoencoder_anomaly import LSTMAutoencoderAnomaly
-from anomaly_models.sequences import create_sequences, sliding_windows, window_scores_to_points
+from anomaly_models.sequences import (
+    create_sequences,
+    moving_average,
+    sliding_windows,
+    window_scores_to_points,
+)
 
 __all__ = [
     "AnomalyDetector",
@@ -29,5 +35,6 @@ __all__ = [
     "create_sequences",
     "sliding_windows",
     "window_scores_to_points",
+    "moving_average",
 ]
 __version__ = "0.1.0"

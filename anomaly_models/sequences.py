@@ -1,6 +1,6 @@
 """Windows over time series, and window scores back to point scores.
 
-Three functions, pure NumPy / pandas:
+Four functions, pure NumPy / pandas:
 
 * :func:`create_sequences` - fusionlab's ``create_sequences(df, sequence_length, target_col, ...)``
   as seed 004 uses it: overlapping windows of a DataFrame plus their targets (the window itself
@@ -8,6 +8,8 @@ Three functions, pure NumPy / pandas:
 * :func:`sliding_windows` - windows of a ``(n, c)`` array with a stride, ``(n_windows, window, c)``.
 * :func:`window_scores_to_points` - one score per point from scores of the windows covering it
   (maximum or mean), the mapping of the UCR sequence protocol.
+* :func:`moving_average` - a centred moving average of point scores (per channel), the smoothing
+  that localizes anomalies best on the UCR series (``pandas``' ``rolling(center=True)``).
 
 Window ``k`` always covers the points ``[k * stride, k * stride + window)``.
 """
@@ -268,4 +270,47 @@ def window_scores_to_points(
             count[idx] += 1
         np.divide(out, count, out=out, where=count > 0)
     out[count == 0] = np.nan
+    return out
+
+
+def moving_average(values: Any, length: int) -> np.ndarray:
+    """Centred moving average of a series, per channel.
+
+    Point ``i`` gets the mean of the points ``[i - length // 2, i + (length - 1) // 2]`` that exist
+    and are not NaN (fewer at the two ends of the series): the same numbers as
+    ``pd.Series(values).rolling(length, center=True, min_periods=1).mean()``. Each output is
+    summed from its own neighbourhood only, so the same neighbourhood gives the same number
+    wherever it lies in a longer series (what exact continuation of a stream needs).
+
+    Args:
+        values: Array ``(n,)`` or ``(n, c)`` of scores in time order.
+        length: Number of points averaged; ``0`` or ``1`` returns the values unchanged.
+
+    Returns:
+        Float64 array of the shape of ``values``; NaN only where the whole neighbourhood is NaN.
+
+    Raises:
+        ValueError: a negative or non-integer ``length``, or ``values`` of more than 2 dimensions.
+    """
+    if isinstance(length, bool) or not isinstance(length, (int, np.integer)) or length < 0:
+        raise ValueError(f"`length` must be a non-negative integer, received length={length!r}")
+    array = np.asarray(values, dtype=np.float64)
+    if array.ndim not in (1, 2):
+        raise ValueError(
+            f"`values` must be an array of shape (n,) or (n, channels), received shape {array.shape}"
+        )
+    length = int(length)
+    if length <= 1 or len(array) == 0:
+        return array.copy()
+    before, after = length // 2, (length - 1) // 2
+    present = ~np.isnan(array)
+    pad = [(before, after)] + [(0, 0)] * (array.ndim - 1)
+    sums = np.lib.stride_tricks.sliding_window_view(
+        np.pad(np.where(present, array, 0.0), pad), length, axis=0
+    ).sum(axis=-1)
+    counts = np.lib.stride_tricks.sliding_window_view(
+        np.pad(present.astype(np.float64), pad), length, axis=0
+    ).sum(axis=-1)
+    out = np.full(array.shape, np.nan)
+    np.divide(sums, counts, out=out, where=counts > 0)
     return out
