@@ -216,7 +216,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _run(args, root)
     except ConfigError as err:
-        print(f"anomaly {args.command}: invalid settings\n{err}", file=sys.stderr)
+        what = "invalid option" if any(k.startswith("--") for k in err.keys) else "invalid settings"
+        print(f"anomaly {args.command}: {what}\n{err}", file=sys.stderr)
         code = EXIT_CONFIG
     except (ValueError, RuntimeError, OSError) as err:
         # DataError, ValidationFailed, RegistryError, TrainingDiverged ... all say what is wrong

@@ -90,6 +90,7 @@ import pyarrow.parquet as pq
 
 from flows.config import Params, resolve
 from flows.steps.ingest import DataError, atomic_write_json
+from flows.steps.stream import SeriesCursor, SeriesOrderError, StreamContext
 
 if TYPE_CHECKING:
     import great_expectations as gx
@@ -434,7 +435,12 @@ class Ledger:
                                       "model_version", "model_alias", "model_uri", "output",
                                       "source", "archived", "scored_at", "chunks", "seconds"}},
          "in_progress": {"<sha256>": {"batch", "output", "tmp", "pid", "host", "started"}},
-         "quarantined": [{"batch", "sha256", "reason", "quarantined_to", "report", "at", ...}]}
+         "quarantined": [{"batch", "sha256", "reason", "quarantined_to", "report", "at", ...}],
+         "stream":      {"batch", "last_timestamp", "columns", "values", ...}}   (sequence models)
+
+    ``stream`` holds the last ``window - 1`` points of the newest scored batch of a time series:
+    the context of the next batch (:mod:`flows.steps.stream`). Entries of sequence batches also
+    have ``context_from`` (the batch they continued, or null) and ``notes``.
 
     Every change happens under an exclusive ``flock`` of ``_ledger.lock`` and is written to
     ``_ledger.json.tmp``, fsynced and renamed, so readers never see a half-written ledger.
@@ -519,14 +525,20 @@ class BatchScorer:
         model: the version, recorded in the output.
         prepare: optional cast of the feature frame before ``predict``
             (:func:`flows.registry.prepare_input` for a pyfunc).
+        context_rows: for a sequence model, how many points before a batch it takes as context
+            (``window - 1``); ``predict(frame, params={"context_rows": k})`` then scores the last
+            ``len(frame) - k`` rows of ``frame``. 0 for row-by-row models.
+        timestamp_column: the column that orders a sequence model's series (None: row order).
     """
 
     def __init__(
         self,
-        predict: Callable[[pd.DataFrame], pd.DataFrame],
+        predict: Callable[..., pd.DataFrame],
         features: Sequence[str],
         model: ModelRef,
         prepare: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
+        context_rows: int = 0,
+        timestamp_column: str | None = None,
     ) -> None:
         if not features:
             raise ValueError("BatchScorer needs the model's feature columns")
@@ -534,6 +546,12 @@ class BatchScorer:
         self.features = list(features)
         self.model = model
         self.prepare = prepare
+        self.context_rows = int(context_rows)
+        self.timestamp_column = timestamp_column
+
+    @property
+    def is_sequence(self) -> bool:
+        return self.context_rows > 0
 
     @classmethod
     def from_pyfunc(
@@ -556,11 +574,17 @@ class BatchScorer:
                 f"{info.model_uri} has no input signature and its suite names no feature "
                 "columns; register it with the pipeline (`anomaly train`)"
             )
+        meta = dict(getattr(model.metadata, "metadata", None) or {})  # the MLmodel's metadata
+        timestamp = meta.get("timestamp_column") or (
+            (suite.meta or {}).get("timestamp_column") if suite is not None else None
+        )
         return cls(
             predict=model.predict,
             features=features,
             model=ModelRef.from_version(info),
             prepare=lambda frame: prepare_input(model, frame),
+            context_rows=int(meta.get("context_rows") or 0),
+            timestamp_column=timestamp,
         )
 
     def normalize(self, frame: pd.DataFrame) -> pd.DataFrame:
@@ -579,11 +603,22 @@ class BatchScorer:
             out[c] = cast[c]
         return out
 
-    def __call__(self, frame: pd.DataFrame) -> pd.DataFrame:
+    def __call__(self, frame: pd.DataFrame, context: pd.DataFrame | None = None) -> pd.DataFrame:
+        """Score columns for the rows of ``frame`` (one output row per row). ``context``: the
+        points before ``frame`` (sequence models; their feature columns), or None."""
         x = frame[self.features]
         if self.prepare is not None:
             x = self.prepare(x)
-        out = self.predict(x)
+        if self.is_sequence:
+            k = 0 if context is None else len(context)
+            if k:
+                before = context[self.features]
+                if self.prepare is not None:
+                    before = self.prepare(before)
+                x = pd.concat([before.astype(x.dtypes.to_dict()), x], ignore_index=True)
+            out = self.predict(x, params={"context_rows": k})
+        else:
+            out = self.predict(x)
         if not isinstance(out, pd.DataFrame):
             out = pd.DataFrame(out)
         missing = [c for c in SCORE_COLUMNS if c not in out.columns]
@@ -671,6 +706,7 @@ class BatchResult:
     chunks: int = 0
     seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # e.g. how a time series batch was continued
 
     @property
     def rate(self) -> float | None:
@@ -685,7 +721,7 @@ class BatchResult:
             rate = self.rate or 0.0
             return (
                 f"{head}: {self.rows:,} rows, {self.flagged:,} flagged ({rate:.2%}) "
-                f"-> {self.output}"
+                f"-> {self.output}" + "".join(f"; {n}" for n in self.notes)
             )
         if self.status == "quarantined":
             return f"{head}: {self.reason} -> {self.quarantined_to} (report: {self.report})"
@@ -1126,8 +1162,10 @@ def _score_to_file(
     chunk_rows: int,
     scored_at: datetime,
     passthrough: Sequence[str] = (),
+    cursor: SeriesCursor | None = None,
 ) -> dict[str, Any]:
     """Validate, score and write ``path`` to ``tmp`` chunk by chunk, then rename it to ``output``.
+    ``cursor`` (sequence models) checks the time order and carries the context between chunks.
     Raises :class:`BatchRejected` (nothing renamed) for bad data."""
     timings = {"read": 0.0, "validate": 0.0, "predict": 0.0, "write": 0.0}
     rows = flagged = chunks = 0
@@ -1147,14 +1185,15 @@ def _score_to_file(
 
     added = [*SCORE_COLUMNS, *MODEL_COLUMNS]
     normalize = scorer.normalize if batch_kind(path) == "csv" else None
-    iterator = _with_last(iter_chunks(path, chunk_rows, normalize=normalize))
+    iterator = _with_next(iter_chunks(path, chunk_rows, normalize=normalize))
     try:
         while True:
             t = time.perf_counter()
             try:
-                table, last = next(iterator)
+                table, following = next(iterator)
             except StopIteration:
                 break
+            last = following is None
             frame = table.to_pandas()
             timings["read"] += time.perf_counter() - t
             span = (rows, rows + table.num_rows - 1)
@@ -1173,11 +1212,26 @@ def _score_to_file(
                 frame, suite, scorer, dirs, gx_name, span,
                 passthrough=passthrough, first=chunks == 0,
             )
+            context = None
+            if cursor is not None:
+                try:
+                    context = cursor.context_for(frame, span[0])
+                except SeriesOrderError as exc:
+                    raise BatchRejected(str(exc), stage="validate", rows=span) from exc
             timings["validate"] += time.perf_counter() - t
 
             t = time.perf_counter()
+            scored_frame = frame
+            if cursor is not None and following is not None:
+                # the first points of the next chunk, so that the last points of this one are
+                # scored by all the windows that cover them, as in one piece (their scores are
+                # dropped; the next chunk scores those points itself)
+                ahead = following.slice(0, scorer.context_rows).to_pandas()
+                scored_frame = pd.concat([frame, ahead], ignore_index=True)
             try:
-                scores = scorer(frame)
+                scores = scorer(scored_frame, context=context)
+                if scored_frame is not frame:
+                    scores = scores.iloc[: len(frame)].reset_index(drop=True)
             except Exception as exc:
                 if not _is_input_error(exc):
                     raise
@@ -1186,6 +1240,8 @@ def _score_to_file(
                     stage="score",
                     rows=span,
                 ) from exc
+            if cursor is not None:
+                cursor.advance(frame)
             timings["predict"] += time.perf_counter() - t
 
             t = time.perf_counter()
@@ -1238,17 +1294,17 @@ def _score_to_file(
     }
 
 
-def _with_last(items: Iterator[pa.Table]) -> Iterator[tuple[pa.Table, bool]]:
-    """``(item, is_last)`` pairs, one item ahead."""
+def _with_next(items: Iterator[pa.Table]) -> Iterator[tuple[pa.Table, pa.Table | None]]:
+    """``(item, next item or None)`` pairs, one item ahead."""
     try:
         previous = next(items)
     except StopIteration:
         return
     try:
         for item in items:
-            yield previous, False
+            yield previous, item
             previous = item
-        yield previous, True
+        yield previous, None
     finally:
         items.close()
 
@@ -1402,6 +1458,16 @@ def score_batch(
             out_name = _output_name(txn, dirs, path.name, sha)
             output = dirs.scored / out_name
             tmp = dirs.scored / (out_name + TMP_SUFFIX)
+            cursor = None
+            if scorer.is_sequence:
+                kept = txn.data.get("stream")
+                cursor = SeriesCursor(
+                    features=scorer.features,
+                    timestamp_column=scorer.timestamp_column,
+                    context_rows=scorer.context_rows,
+                    start=StreamContext.from_dict(kept) if kept else None,
+                    batch=path.name,
+                )
             txn.claim(
                 sha,
                 {
@@ -1427,6 +1493,7 @@ def score_batch(
                 chunk_rows=params.scoring.chunk_rows,
                 scored_at=scored_at,
                 passthrough=params.scoring.passthrough_columns,
+                cursor=cursor,
             )
         except BatchRejected as rejection:
             _unlink(tmp)
@@ -1471,7 +1538,14 @@ def score_batch(
 
         archived = _free_path(dirs.done, path.name, sha) if dirs.in_incoming(path) else None
         rate = stats["flagged"] / stats["rows"] if stats["rows"] else 0.0
+        tail = cursor.finish() if cursor is not None else None
+        notes = list(cursor.notes) if cursor is not None else []
         with ledger.locked() as txn:
+            if tail is not None:  # the newest point of the stream so far: the next batch's context
+                kept = txn.data.get("stream")
+                if not kept or tail.last_t > float(kept.get("last_t", float("-inf"))):
+                    txn.data["stream"] = tail.to_dict()
+                    txn.changed = True
             txn.record(
                 sha,
                 {
@@ -1490,6 +1564,11 @@ def score_batch(
                     "scored_at": scored_at.isoformat(timespec="seconds"),
                     "chunks": stats["chunks"],
                     "seconds": round(time.perf_counter() - started, 3),
+                    **(
+                        {"context_from": cursor.start.batch if cursor.continues else None,
+                         "notes": notes}
+                        if cursor is not None else {}
+                    ),
                 },
             )
             txn.release(sha)
@@ -1504,6 +1583,7 @@ def score_batch(
             output=display_path(dirs.root, output),
             chunks=stats["chunks"],
             timings=stats["timings"],
+            notes=notes,
         )
     finally:
         claim.release(remove=done_with_claim)
