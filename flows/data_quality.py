@@ -71,7 +71,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from flows.config import ConfigError, Params, load_params, project_root, resolve
-from flows.steps.ingest import atomic_write_json, feature_columns, split_paths
+from flows.steps.ingest import atomic_write_json, feature_columns, jsonable, split_paths
 from flows.steps.score import GX_LOCK_FILE, Ledger, ScoringDirs, batch_kind, display_path
 
 if TYPE_CHECKING:
@@ -920,11 +920,13 @@ class DataQualityReport:
         if self.rate is not None:
             out["rate"] = self.rate
         if self.drift.available:
+            from flows.registry import metric_key
+
             out["drifted_features"] = len(self.drift.drifted)
             if self.drift.max_psi is not None:
                 out["max_psi"] = self.drift.max_psi
             for f in self.drift.features:
-                key = _metric_key(f.feature)
+                key = metric_key(f.feature)
                 if f.psi is not None:
                     out[f"psi/{key}"] = f.psi
                 if f.ks_statistic is not None:
@@ -934,7 +936,7 @@ class DataQualityReport:
     def to_dict(self) -> dict[str, Any]:
         """report.json (paths relative to the report folder)."""
         rel = self.folder
-        return _jsonable({
+        return jsonable({
             "date": self.date,
             "generated_at": self.generated_at,
             "folder": display_path(self.root, self.folder),
@@ -962,25 +964,6 @@ class DataQualityReport:
             "plots": {k: v.relative_to(rel).as_posix() for k, v in self.plots.items()},
             "notes": list(self.notes),
         })
-
-
-def _metric_key(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_\-. /]+", "_", name)[:200]
-
-
-def _jsonable(obj: Any) -> Any:
-    """Strict JSON: numpy -> Python, NaN -> None, +-inf -> "inf"/"-inf", Paths -> str."""
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None if math.isnan(obj) else ("inf" if obj > 0 else "-inf")
-    if obj is None or isinstance(obj, (str, int, float, bool)):
-        return obj
-    return str(obj)
 
 
 # ============================================================================ plots

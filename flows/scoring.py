@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -151,10 +150,6 @@ def _score_batch(
     )
 
 
-def _metric_key(batch: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_\-. /]+", "_", batch)[:200]
-
-
 @task(name="log-to-mlflow", cache_policy=NO_CACHE)
 def log_summary(params: Params, root: Path, summary: steps.ScoringSummary) -> str:
     """One MLflow run in the pipeline's experiment, tagged with the model version: metrics
@@ -164,7 +159,7 @@ def log_summary(params: Params, root: Path, summary: steps.ScoringSummary) -> st
 
     import mlflow
 
-    from flows.registry import configure_mlflow
+    from flows.registry import configure_mlflow, metric_key
 
     configure_mlflow(params, root)
     metrics: dict[str, float] = {
@@ -177,7 +172,7 @@ def log_summary(params: Params, root: Path, summary: steps.ScoringSummary) -> st
     if summary.rows_scored:
         metrics["rate"] = summary.flagged / summary.rows_scored
     for b in summary.scored:
-        key = _metric_key(b.batch)
+        key = metric_key(b.batch)
         metrics[f"{key}/rows"] = b.rows or 0
         metrics[f"{key}/flagged"] = b.flagged or 0
         metrics[f"{key}/rate"] = b.rate or 0.0

@@ -89,7 +89,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from flows.config import Params, resolve
-from flows.steps.ingest import DataError, atomic_write_json
+from flows.steps.ingest import DataError, atomic_write_json, jsonable
 from flows.steps.stream import SeriesCursor, SeriesOrderError, StreamContext
 
 if TYPE_CHECKING:
@@ -296,20 +296,6 @@ def _write_text_atomic(path: Path, text: str) -> None:
         _unlink(tmp)
 
 
-def _jsonable(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float) and not np.isfinite(obj):
-        return None if np.isnan(obj) else ("inf" if obj > 0 else "-inf")
-    if obj is None or isinstance(obj, (str, int, float, bool)):
-        return obj
-    return str(obj)
-
-
 # ============================================================================ folders
 @dataclass(frozen=True)
 class ScoringDirs:
@@ -485,7 +471,7 @@ class Ledger:
             txn = _LedgerTxn(self.read())
             yield txn
             if txn.changed:
-                text = json.dumps(_jsonable(txn.data), indent=2, allow_nan=False) + "\n"
+                text = json.dumps(jsonable(txn.data), indent=2, allow_nan=False) + "\n"
                 _write_text_atomic(self.path, text)
 
 
@@ -1383,7 +1369,7 @@ def _quarantine(
         "what_next": "fix the file and drop it into the incoming folder again (a changed file "
         "is a new batch), or score it with `anomaly score PATH`",
     }
-    _write_text_atomic(report_path, json.dumps(_jsonable(report), indent=2) + "\n")
+    _write_text_atomic(report_path, json.dumps(jsonable(report), indent=2) + "\n")
     if inside:
         _move(path, dest)
     else:
