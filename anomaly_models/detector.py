@@ -555,23 +555,11 @@ class AnomalyDetector:
         holdout, train = frame.iloc[order[:n_holdout]], frame.iloc[order[n_holdout:]]
         network = self._build_network(train, preprocessing_model)
         network.compile(optimizer=keras.optimizers.Adam(self.learning_rate), loss=None)
-        callbacks = []
-        validation_data = None
-        if n_holdout:
-            validation_data = (frame_to_inputs(holdout, network.preprocessing_model),)
-            callbacks.append(
-                keras.callbacks.EarlyStopping(
-                    monitor="val_loss", patience=self.patience, restore_best_weights=True
-                )
-            )
-        history = network.fit(
+        history = self._train_network(
+            network,
             frame_to_inputs(train, network.preprocessing_model),
-            epochs=self.epochs,
-            batch_size=self.batch_size,
-            validation_data=validation_data,
-            callbacks=callbacks,
-            shuffle=True,
-            verbose=self.verbose,
+            None,
+            (frame_to_inputs(holdout, network.preprocessing_model),) if n_holdout else None,
         )
         # Each feature's contribution is scaled by its mean score on the training rows, so a
         # feature that is hard to reconstruct everywhere does not drown the others.
@@ -581,7 +569,7 @@ class AnomalyDetector:
         self.network_ = network
         self.feature_names_in_ = np.asarray(frame.columns, dtype=object)
         self.n_features_in_ = frame.shape[1]
-        self.history_ = {k: [float(v) for v in vals] for k, vals in history.history.items()}
+        self.history_ = history
         self.threshold_: float | None = None
         self.threshold_record_: ThresholdResult | None = None
         # the network's output is raw / (scale * d): no second pass over the training rows
@@ -591,6 +579,30 @@ class AnomalyDetector:
         }
         self.fit_seconds_ = time.perf_counter() - started
         return self
+
+    def _train_network(
+        self, network: keras.Model, x: Any, y: Any, holdout: tuple[Any, ...] | None
+    ) -> dict[str, list[float]]:
+        """``network.fit`` for ``epochs`` with early stopping on the loss of ``holdout`` (the
+        best weights restored) when there is one; returns the loss per epoch."""
+        callbacks = []
+        if holdout is not None:
+            callbacks.append(
+                keras.callbacks.EarlyStopping(
+                    monitor="val_loss", patience=self.patience, restore_best_weights=True
+                )
+            )
+        history = network.fit(
+            x,
+            y,
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            validation_data=holdout,
+            callbacks=callbacks,
+            shuffle=True,
+            verbose=self.verbose,
+        )
+        return {k: [float(v) for v in vals] for k, vals in history.history.items()}
 
     @staticmethod
     def _raw_feature_scores(network: FeatureScoreNetwork, frame: pd.DataFrame) -> np.ndarray:
@@ -650,24 +662,8 @@ class AnomalyDetector:
         )
         network(train[:1])  # build every weight
         network.compile(optimizer=keras.optimizers.Adam(self.learning_rate), loss="mse")
-        callbacks = []
-        validation_data = None
-        if n_holdout:
-            validation_data = (holdout, holdout)
-            callbacks.append(
-                keras.callbacks.EarlyStopping(
-                    monitor="val_loss", patience=self.patience, restore_best_weights=True
-                )
-            )
-        history = network.fit(
-            train,
-            train,
-            epochs=self.epochs,
-            batch_size=self.batch_size,
-            validation_data=validation_data,
-            callbacks=callbacks,
-            shuffle=True,
-            verbose=self.verbose,
+        history = self._train_network(
+            network, train, train, (holdout, holdout) if n_holdout else None
         )
         # Each channel's error is scaled by its mean on the training series, as for the tabular
         # kinds: a typical training point scores about 1 and no channel drowns the others.
@@ -676,7 +672,7 @@ class AnomalyDetector:
         self.network_ = network
         self.feature_names_in_ = np.asarray(frame.columns, dtype=object)
         self.n_features_in_ = n_channels
-        self.history_ = {k: [float(v) for v in vals] for k, vals in history.history.items()}
+        self.history_ = history
         self.threshold_ = None
         self.threshold_record_ = None
         self.training_scores_ = self._errors_to_contributions(network, raw).sum(axis=1)
