@@ -36,6 +36,7 @@ from pydantic import (
 
 __all__ = [
     "PARAMS_FILE",
+    "SEQUENCE_KINDS",
     "ConfigError",
     "DataParams",
     "EvaluateParams",
@@ -58,6 +59,8 @@ __all__ = [
 
 PARAMS_FILE = "params.yaml"
 ROOT_ENV_VAR = "ANOMALY_PROJECT_ROOT"
+#: model.kind values that score ordered series (one score per time point).
+SEQUENCE_KINDS = ("lstm_autoencoder",)
 
 
 class ConfigError(ValueError):
@@ -110,6 +113,10 @@ class DataParams(_Section):
     feature_columns: list[NonEmptyStr] | None = None
     snapshot_dir: NonEmptyStr = "data/interim"
     split_dir: NonEmptyStr = "data/processed"
+    # sequence kinds only: a step between consecutive timestamps larger than gap_factor times
+    # the median step is a gap; on_gap says what ingest does with it
+    gap_factor: Annotated[float, Field(gt=1, strict=True)] = 3.0
+    on_gap: Literal["error", "warn"] = "error"
 
     @field_validator("feature_columns")
     @classmethod
@@ -187,12 +194,26 @@ class ModelParams(_Section):
     distribution_weight: Annotated[float, Field(ge=0, le=1, strict=True)] = 0.5
     window: Annotated[int, Field(ge=2, strict=True)] = 32
     stride: PositiveInt = 1
+    point_aggregation: Literal["mean", "max"] = "mean"
+    smoothing: NonNegativeInt | None = None
+    lstm_units: PositiveInt = 32
+    latent_dim: PositiveInt = 16
 
     @model_validator(mode="after")
     def _some_weight(self) -> ModelParams:
         if self.reconstruction_weight == 0 and self.distribution_weight == 0:
             raise ValueError("reconstruction_weight and distribution_weight cannot both be 0")
+        if self.stride > self.window:
+            raise ValueError(
+                f"model.stride ({self.stride}) must be at most model.window ({self.window}), "
+                "else the training windows skip points"
+            )
         return self
+
+    @property
+    def is_sequence(self) -> bool:
+        """True for the kinds that score the points of an ordered series."""
+        return self.kind in SEQUENCE_KINDS
 
 
 class TrainParams(_Section):

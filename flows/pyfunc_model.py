@@ -12,6 +12,15 @@ folder (see :func:`flows.registry.log_pyfunc_model`).
 row order and index. Input columns are checked by the detector: a missing feature column raises an
 error naming it; extra columns are ignored.
 
+Sequence detectors (``kind="lstm_autoencoder"``) score a series: the input rows are consecutive
+time points in time order (columns = the value columns). The MLflow param ``context_rows`` (int,
+default 0) says how many of the first input rows are *context*, the points just before the batch
+(the end of the previous batch): they are not scored, and the output has one row per remaining
+input row, ``score_frame(X.iloc[k:], context=X.iloc[:k])``. With at least ``context_rows`` =
+the MLmodel metadata's ``context_rows`` (the detector's ``context_length``) the scores equal those
+of the whole stream scored at once. Tabular detectors accept only ``context_rows=0`` (their
+signature has no params; MLflow drops params it does not know).
+
 This module imports only MLflow, pandas and ``anomaly_models`` (never the rest of ``flows``): it must
 run where only the model's own code is available.
 """
@@ -25,6 +34,30 @@ import mlflow  # noqa: E402
 import pandas as pd  # noqa: E402
 
 DETECTOR_ARTIFACT = "detector"
+CONTEXT_ROWS_PARAM = "context_rows"
+
+
+def context_rows(params: dict | None, n_rows: int, sequence: bool) -> int:
+    """The validated ``context_rows`` param: an int in ``[0, n_rows)`` (0 for tabular models)."""
+    value = (params or {}).get(CONTEXT_ROWS_PARAM, 0)
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not float(value).is_integer():
+        raise ValueError(f"params[{CONTEXT_ROWS_PARAM!r}] must be an integer, received {value!r}")
+    k = int(value)
+    if k < 0:
+        raise ValueError(f"params[{CONTEXT_ROWS_PARAM!r}] must be >= 0, received {k}")
+    if k and not sequence:
+        raise ValueError(
+            f"params[{CONTEXT_ROWS_PARAM!r}]={k}: this model scores each row on its own (a tabular "
+            "detector); context rows are for sequence models only: pass 0"
+        )
+    if k and k >= n_rows:
+        raise ValueError(
+            f"params[{CONTEXT_ROWS_PARAM!r}]={k} but the input has {n_rows} rows: the first "
+            f"{CONTEXT_ROWS_PARAM} rows are context, so at least one row must follow them"
+        )
+    return k
 
 
 class AnomalyDetectorModel(mlflow.pyfunc.PythonModel):
@@ -50,7 +83,16 @@ class AnomalyDetectorModel(mlflow.pyfunc.PythonModel):
             self.load_context(context)
         if not isinstance(model_input, pd.DataFrame):
             model_input = pd.DataFrame(model_input)
-        return self.detector.score_frame(model_input)
+        detector = self.detector
+        if not detector.is_sequence:
+            context_rows(params, len(model_input), sequence=False)
+            return detector.score_frame(model_input)
+        k = context_rows(params, len(model_input), sequence=True)
+        features = [str(c) for c in detector.feature_names_in_]
+        if all(c in model_input.columns for c in features):
+            model_input = model_input[features]  # extra columns (a timestamp...) are ignored
+        previous = model_input.iloc[:k] if k else None
+        return detector.score_frame(model_input.iloc[k:], context=previous)
 
 
 mlflow.models.set_model(AnomalyDetectorModel())

@@ -69,6 +69,7 @@ __all__ = [
     "load_champion_pyfunc",
     "log_and_register",
     "log_pyfunc_model",
+    "model_metadata",
     "pip_requirements",
     "prepare_input",
     "promote",
@@ -461,19 +462,45 @@ def _prepare_example(detector: Any, input_example: pd.DataFrame) -> pd.DataFrame
     return example.astype(dtypes)
 
 
+#: The MLflow param of a sequence model's ``predict``: how many first input rows are context.
+CONTEXT_ROWS_PARAM = "context_rows"
+
+
+def model_metadata(detector: Any, timestamp_column: str | None = None) -> dict[str, Any]:
+    """The ``metadata`` of the MLmodel file: what a scoring process needs to know besides the
+    signature. ``anomaly_kind`` (the detector's kind) and ``context_rows`` (0 for the tabular kinds;
+    for a sequence detector its ``context_length``: keep that many last points of each batch and
+    pass them first, with ``params={"context_rows": n}``, to score the next batch as one stream);
+    sequence detectors add ``timestamp_column`` (what to sort a batch by; None if unknown) and
+    ``window``."""
+    metadata: dict[str, Any] = {
+        "anomaly_kind": str(detector.kind),
+        CONTEXT_ROWS_PARAM: int(detector.context_length) if detector.is_sequence else 0,
+    }
+    if detector.is_sequence:
+        metadata["timestamp_column"] = timestamp_column
+        metadata["window"] = int(detector.window)
+    return metadata
+
+
 def log_pyfunc_model(
     model_path: str | Path,
     input_example: pd.DataFrame,
     *,
     name: str = MODEL_ARTIFACT_NAME,
     detector: Any = None,
+    timestamp_column: str | None = None,
 ) -> Any:
     """Log the ``.keras`` detector as a models-from-code pyfunc in the active run.
 
     ``signature`` = ``infer_signature(example, detector.score_frame(example))``; ``code_paths`` =
     the absolute folder of ``anomaly_models`` (so the custom Keras layers import wherever the model
-    is loaded; relative code paths would resolve against the current folder). Returns MLflow's
-    ``ModelInfo``.
+    is loaded; relative code paths would resolve against the current folder); ``metadata`` =
+    :func:`model_metadata`. Returns MLflow's ``ModelInfo``.
+
+    Sequence detectors: the input example must hold at least ``window`` consecutive points (the
+    value columns, no timestamp), and the signature declares the param ``context_rows`` (int,
+    default 0; see :mod:`flows.pyfunc_model`). Tabular detectors' signatures have no params.
     """
     from mlflow.models import infer_signature
 
@@ -483,9 +510,20 @@ def log_pyfunc_model(
     if detector is None:
         detector = AnomalyDetector.load(model_path)
     example = _prepare_example(detector, input_example)
+    signature_params = None
+    if detector.is_sequence:
+        if len(example) < detector.window:
+            raise ValueError(
+                f"input_example has {len(example)} rows, but a sequence detector scores windows "
+                f"of window={detector.window} points: pass at least {detector.window} "
+                "consecutive points of the series"
+            )
+        signature_params = {CONTEXT_ROWS_PARAM: 0}
     with warnings.catch_warnings():  # is_anomaly is an int column by design; MLflow hints at NaN
         warnings.filterwarnings("ignore", message=r".*integer column", category=UserWarning)
-        signature = infer_signature(example, detector.score_frame(example))
+        signature = infer_signature(
+            example, detector.score_frame(example), params=signature_params
+        )
     return mlflow.pyfunc.log_model(
         name=name,
         python_model=str(PYFUNC_MODEL_FILE),
@@ -494,10 +532,16 @@ def log_pyfunc_model(
         input_example=example,
         pip_requirements=pip_requirements(),
         code_paths=[_package_dir("anomaly_models")],
+        metadata=model_metadata(detector, timestamp_column),
     )
 
 
 # ------------------------------------------------------------------------------- logging
+def metric_key(name: str) -> str:
+    """``name`` as an MLflow metric key (letters, digits, ``_-. /``; at most 200 characters)."""
+    return re.sub(r"[^A-Za-z0-9_\-. /]+", "_", name)[:200]
+
+
 def _numeric_metrics(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
     out: dict[str, float] = {}
     for key, value in metrics.items():
@@ -703,7 +747,12 @@ def log_and_register(
         if numeric:
             mlflow.log_metrics(numeric)
         _log_artifacts(Path(a) for a in artifacts)
-        info = log_pyfunc_model(model_path, input_example, detector=detector)
+        info = log_pyfunc_model(
+            model_path,
+            input_example,
+            detector=detector,
+            timestamp_column=params.data.timestamp_column,
+        )
 
         mv = _with_retry(
             f"registering a new version of model {name!r}",

@@ -24,6 +24,10 @@ pot            threshold.target_false_alarm_rate, threshold.pot_initial_quantile
 best_f1        (none; needs labels)
 =============  ==================================================================
 
+Sequence kinds (``model.kind: lstm_autoencoder``): the threshold is set on the per-point scores
+of the validation series, scored with the last ``context_length`` points of the train split as
+context (as one continuous stream: validation follows train in time), one score per point.
+
 With ``data.label_column`` set, the labels go to the calibration, so the unsupervised methods use
 the normal validation rows only and ``best_f1`` maximises F1 against them. ``false_alarm_rate`` /
 ``expected_false_alarm_rate`` is the fraction of normal validation rows above the threshold (of
@@ -39,7 +43,13 @@ from typing import Any
 
 from flows.config import ConfigError, Params
 from flows.steps.ingest import DataError, atomic_write_json
-from flows.steps.preprocess import MODELS_DIR, atomic_save, load_split, require_file
+from flows.steps.preprocess import (
+    MODELS_DIR,
+    atomic_save,
+    load_split,
+    previous_points,
+    require_file,
+)
 from flows.steps.train import DETECTOR_FILE
 
 __all__ = [
@@ -134,8 +144,19 @@ def calibrate(params: Params, root: Path) -> CalibrateResult:
         )
     y = split.y
     kwargs = threshold_kwargs(params)
+    context = previous_points(params, root, "validation", detector)  # None: tabular kinds
+    scores = None
+    if detector.is_sequence:
+        scores = detector.score_samples(split.X, context=context)  # one score per point
     try:
-        record = detector.calibrate(split.X, y, method=method, **kwargs)
+        if scores is None:
+            record = detector.calibrate(split.X, y, method=method, **kwargs)
+        else:
+            from anomaly_models.thresholds import calibrate_threshold
+
+            record = calibrate_threshold(scores, method=method, labels=y, **kwargs)
+            detector.threshold_ = float(record.threshold)
+            detector.threshold_record_ = record
     except ValueError as exc:
         raise _config_error(
             params,
@@ -153,6 +174,9 @@ def calibrate(params: Params, root: Path) -> CalibrateResult:
         "n_validation_normal": n_normal,
         "model": MODEL_FILE,
     }
+    if context is not None:
+        threshold_record["scored_as"] = "per point, after the last train points as context"
+        threshold_record["context_points"] = len(context)
     metrics: dict[str, float | int] = {
         "threshold": record.threshold,
         "false_alarm_rate": record.false_alarm_rate,

@@ -22,9 +22,22 @@ labels, so DVC always finds its declared outs)::
     plots/pr_curve.png            precision-recall curve with the operating point
     plots/top_contributions.png   heatmap: share of each feature in the score of the
                                   ``evaluate.top_flagged_rows`` highest-scoring test rows
+    plots/series_flagged.png      sequence kinds: the test series, one panel per channel (at most
+                                  6), flagged points in red, labelled anomalies shaded
+    plots/reconstruction_error.png  sequence kinds: the per-point score (reconstruction error)
+                                  over time with the threshold line, labelled anomalies shaded
 
 Without labels the ROC / PR PNGs say that they need labels, and :attr:`EvaluateResult.plot_paths`
-lists only the plots that carry information (those the register step logs as artifacts).
+lists only the plots that carry information (those the register step logs as artifacts). The
+two series plots exist for the sequence kinds only; for the tabular kinds they are written as
+placeholders that say so (DVC declares them), and left out of ``plot_paths``.
+
+Sequence kinds (``model.kind: lstm_autoencoder``): the test series is scored with the last
+``context_length`` points of the validation split as context (test follows validation in time),
+one score per point; every metric is per point. The series plots are the seed's: the series with
+its flagged points, and the reconstruction error with the threshold. Series longer than
+:data:`PLOT_POINTS` are drawn through the minimum and maximum of each of ``PLOT_POINTS / 2``
+buckets (spikes stay visible); every flagged point is drawn.
 Figures are drawn on matplotlib's Agg canvas (no pyplot, no display, no global state).
 """
 
@@ -42,7 +55,13 @@ import numpy as np
 from flows.config import Params
 from flows.steps.calibrate import MODEL_FILE
 from flows.steps.ingest import DataError, atomic_write_json
-from flows.steps.preprocess import PLOTS_DIR, atomic_save, load_split, require_file
+from flows.steps.preprocess import (
+    PLOTS_DIR,
+    atomic_save,
+    load_split,
+    previous_points,
+    require_file,
+)
 
 __all__ = [
     "CURVE_POINTS",
@@ -51,6 +70,7 @@ __all__ = [
     "METRICS_FILE",
     "PNG_FILES",
     "SCORES_ROWS",
+    "SEQUENCE_PNG_FILES",
     "downsample",
     "evaluate",
 ]
@@ -65,8 +85,19 @@ HISTOGRAM_PNG = f"{PLOTS_DIR}/score_histogram.png"
 ROC_PNG = f"{PLOTS_DIR}/roc_curve.png"
 PR_PNG = f"{PLOTS_DIR}/pr_curve.png"
 CONTRIBUTIONS_PNG = f"{PLOTS_DIR}/top_contributions.png"
+SERIES_PNG = f"{PLOTS_DIR}/series_flagged.png"
+SCORE_SERIES_PNG = f"{PLOTS_DIR}/reconstruction_error.png"
 DATA_FILES = (ROC_CSV, PR_CSV, SCORES_CSV)
 PNG_FILES = (HISTOGRAM_PNG, ROC_PNG, PR_PNG, CONTRIBUTIONS_PNG)
+#: The series plots: informative for the sequence kinds, placeholders for the others.
+SEQUENCE_PNG_FILES = (SERIES_PNG, SCORE_SERIES_PNG)
+
+#: Most points drawn per line of the series plots (min / max per bucket beyond that).
+PLOT_POINTS = 20_000
+#: Most channels drawn in plots/series_flagged.png (one panel each).
+MAX_CHANNEL_PANELS = 6
+#: Most labelled anomaly spans shaded per panel.
+MAX_SPANS = 500
 
 #: Most points written per curve file.
 CURVE_POINTS = 2000
@@ -263,6 +294,110 @@ def _contributions(contrib: np.ndarray, scores: np.ndarray, y: np.ndarray | None
     return _save_png(fig, path)
 
 
+def _placeholder(text: str, path: Path) -> Path:
+    fig = _figure(5.5, 3)
+    ax = fig.add_subplot()
+    ax.set_axis_off()
+    ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=11)
+    return _save_png(fig, path)
+
+
+def envelope(n: int, values: np.ndarray, limit: int = PLOT_POINTS) -> np.ndarray:
+    """Indices into ``range(n)`` to draw a line of ``n`` points with at most ``limit`` points:
+    all of them when ``n <= limit``, else the minimum and maximum of each of ``limit // 2``
+    consecutive buckets of ``values`` (``(n,)`` or ``(n, k)``: any column's extremes), in order."""
+    if n <= limit:
+        return np.arange(n)
+    values = np.asarray(values, dtype="float64").reshape(n, -1)
+    edges = np.linspace(0, n, max(1, limit // (2 * values.shape[1])) + 1).astype(np.int64)
+    keep = [np.array([0, n - 1])]
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+        if hi > lo:
+            part = values[lo:hi]
+            keep.append(lo + np.argmin(part, axis=0))
+            keep.append(lo + np.argmax(part, axis=0))
+    return np.unique(np.concatenate(keep))
+
+
+def _spans(y: np.ndarray | None) -> list[tuple[int, int]]:
+    """``[(first, last), ...]`` of the runs of label 1 (at most :data:`MAX_SPANS`)."""
+    if y is None or not y.any():
+        return []
+    edges = np.diff(np.concatenate([[0], (y == 1).astype(np.int8), [0]]))
+    starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1) - 1
+    return list(zip(starts.tolist(), ends.tolist(), strict=True))[:MAX_SPANS]
+
+
+def _shade(ax: Any, x: Any, spans: list[tuple[int, int]], label: bool) -> None:
+    for i, (a, b) in enumerate(spans):
+        ax.axvspan(x[a], x[b], color="tab:red", alpha=0.12, linewidth=0,
+                   label="labelled anomaly" if label and i == 0 else None)
+
+
+def _series_plot(x: Any, values: np.ndarray, channels: list[str], flagged: np.ndarray,
+                 y: np.ndarray | None, threshold: float, xlabel: str, path: Path) -> Path:
+    shown = channels[:MAX_CHANNEL_PANELS]
+    n = len(values)
+    fig = _figure(14, 1.0 + 2.1 * len(shown))
+    axes = fig.subplots(len(shown), 1, sharex=True, squeeze=False)[:, 0]
+    keep = envelope(n, values[:, : len(shown)])
+    hits = np.flatnonzero(flagged)
+    spans = _spans(y)
+    for j, (ax, name) in enumerate(zip(axes, shown, strict=True)):
+        ax.plot(x[keep], values[keep, j], color="tab:blue", linewidth=0.8, label="test series",
+                zorder=1)
+        if hits.size:
+            ax.scatter(x[hits], values[hits, j], color="red", s=12, zorder=5,
+                       label=f"flagged ({hits.size} points)")
+        _shade(ax, x, spans, label=j == 0)
+        ax.set_ylabel(name)
+        ax.grid(True, alpha=0.3)
+    more = f" (first {len(shown)} of {len(channels)} channels)" if len(channels) > len(shown) else ""
+    axes[0].set_title(
+        f"Test series with flagged points (score > threshold {threshold:.4g}){more}"
+    )
+    axes[0].legend(loc="upper right", fontsize=8)
+    axes[-1].set_xlabel(xlabel)
+    return _save_png(fig, path)
+
+
+def _score_plot(x: Any, scores: np.ndarray, y: np.ndarray | None, threshold: float,
+                xlabel: str, path: Path) -> Path:
+    fig = _figure(14, 4.5)
+    ax = fig.add_subplot()
+    keep = envelope(scores.size, scores)
+    ax.plot(x[keep], scores[keep], color="orange", linewidth=0.9,
+            label="anomaly score (reconstruction error per point)")
+    ax.axhline(threshold, color="red", linestyle="--", linewidth=1.5,
+               label=f"threshold ({threshold:.4g}); {int((scores > threshold).sum())} points above")
+    _shade(ax, x, _spans(y), label=True)
+    if scores.min() > 0 and scores.max() > 50 * threshold > 0:
+        ax.set_yscale("log")  # a huge anomaly would flatten the normal scores and the threshold
+        ax.set_ylabel("anomaly score (log scale)")
+    else:
+        ax.set_ylabel("anomaly score")
+    ax.set_xlabel(xlabel)
+    ax.set_title("Reconstruction error and anomaly threshold, test split")
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="upper right", fontsize=8)
+    return _save_png(fig, path)
+
+
+def _sequence_plots(params: Params, root: Path, frame: Any, features: list[str],
+                    scores: np.ndarray, y: np.ndarray | None, threshold: float) -> list[Path]:
+    ts = params.data.timestamp_column
+    if ts is not None and ts in frame.columns:
+        x, xlabel = frame[ts].to_numpy(), f"time ({ts})"
+    else:
+        x, xlabel = np.arange(len(frame)), "point of the test split"
+    values = frame[features].to_numpy(dtype="float64")
+    flagged = scores > threshold
+    return [
+        _series_plot(x, values, features, flagged, y, threshold, xlabel, root / SERIES_PNG),
+        _score_plot(x, scores, y, threshold, xlabel, root / SCORE_SERIES_PNG),
+    ]
+
+
 # --------------------------------------------------------------------------- the step
 def evaluate(params: Params, root: Path) -> EvaluateResult:
     """Score the test split with ``models/model.keras``; write metrics.json, curves and plots."""
@@ -276,7 +411,9 @@ def evaluate(params: Params, root: Path) -> EvaluateResult:
     threshold = float(detector.threshold_)
     split = load_split(params, root, "test")
     features = [str(c) for c in detector.feature_names_in_]
-    contrib = detector.feature_scores(split.frame[features])
+    # sequence kinds: the last validation points as context (None for the tabular kinds)
+    context = previous_points(params, root, "test", detector)
+    contrib = detector.feature_scores(split.frame[features], context=context)
     scores = contrib.sum(axis=1)
     y = split.y
     has_labels = y is not None
@@ -329,6 +466,14 @@ def evaluate(params: Params, root: Path) -> EvaluateResult:
     plots.insert(0, _histogram(scores, y, threshold, root / HISTOGRAM_PNG))
     plots.append(_contributions(contrib, scores, y, threshold, features,
                                 params.evaluate.top_flagged_rows, root / CONTRIBUTIONS_PNG))
+    if detector.is_sequence:
+        plots.extend(_sequence_plots(params, root, split.frame, features, scores, y, threshold))
+    else:  # declared DVC outs: say what they are for
+        for rel in SEQUENCE_PNG_FILES:
+            written.append(_placeholder(
+                "series plots are drawn for sequence models\n(model.kind: lstm_autoencoder)",
+                root / rel,
+            ))
     metrics_path = atomic_write_json(metrics, root / METRICS_FILE)
     written.extend(plots)
     written.append(metrics_path)

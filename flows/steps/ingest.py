@@ -22,6 +22,18 @@ the rest into validation and test, both stratified on the label when there is on
 ``random_state = split.seed``. With ``data.timestamp_column`` the rows are sorted by time and cut
 into contiguous blocks instead (oldest = train, newest = test), without shuffling.
 
+**Sequence kinds** (``model.kind: lstm_autoencoder``): the data is one ordered series (rows =
+time points, ``data.feature_columns`` = channels) and ``data.timestamp_column`` is required
+(:class:`~flows.config.ConfigError` naming it otherwise). Ingest then
+
+* sorts unsorted rows by time (stable; ``split.json`` records ``sorted_by_ingest``);
+* rejects duplicated timestamps, naming the first duplicates and their source rows;
+* rejects NaN / infinite values in a value column, naming the column, the first times and rows;
+* finds gaps, steps larger than ``data.gap_factor`` times the median step: ``data.on_gap:
+  error`` rejects them (naming the first gaps), ``warn`` logs them, lists them in ``split.json``
+  (``sequence.gaps``) and the series is scored across them as if contiguous;
+* rejects a split shorter than ``model.window`` points, naming the split, its length and window.
+
 Every problem with the input raises :class:`DataError` naming the problem and the file.
 """
 
@@ -29,6 +41,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import math
 import os
 import uuid
 from collections.abc import Callable, Iterable
@@ -40,7 +54,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from flows.config import Params, resolve
+from flows.config import ConfigError, Params, resolve
 
 __all__ = [
     "BUILTIN_SOURCES",
@@ -56,8 +70,11 @@ __all__ = [
     "normal_rows",
     "read_source",
     "read_table",
+    "require_timestamp_column",
     "split_paths",
 ]
+
+log = logging.getLogger(__name__)
 
 SPLIT_NAMES = ("train", "validation", "test")
 SNAPSHOT_FILE = "snapshot.parquet"
@@ -128,6 +145,22 @@ def atomic_save(path: str | Path, write: Callable[[Path], object]) -> Path:
 def atomic_write_parquet(df: pd.DataFrame, path: Path) -> Path:
     """Write ``df`` (without its index) to ``path`` via a temporary name and ``os.replace``."""
     return atomic_save(path, lambda tmp: df.to_parquet(tmp, index=False))
+
+
+def jsonable(obj: Any) -> Any:
+    """``obj`` as strict JSON values: numpy scalars -> Python, NaN -> None, +-inf -> "inf" /
+    "-inf", tuples and sets -> lists, anything else unknown (Paths, timestamps) -> str."""
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, set)):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None if math.isnan(obj) else ("inf" if obj > 0 else "-inf")
+    if obj is None or isinstance(obj, (str, int, float, bool)):
+        return obj
+    return str(obj)
 
 
 def atomic_write_json(obj: Any, path: Path) -> Path:
@@ -399,6 +432,143 @@ def _check_timestamp(df: pd.DataFrame, ts: str, source: str) -> pd.Series:
     return s
 
 
+# --------------------------------------------------------------------------- series
+def require_timestamp_column(params: Params) -> str | None:
+    """``data.timestamp_column`` for the sequence kinds, which need one; None for the others.
+
+    Raises:
+        ConfigError: naming ``data.timestamp_column`` when a sequence kind has none.
+    """
+    if not params.model.is_sequence:
+        return params.data.timestamp_column
+    ts = params.data.timestamp_column
+    if ts is None:
+        where = f" [params file: {params.source_file}]" if params.source_file else ""
+        raise ConfigError(
+            f"data.timestamp_column: model.kind {params.model.kind} scores an ordered series and "
+            "needs the name of its time column (rows are sorted by it, and duplicated "
+            "timestamps and gaps are detected with it); it is null. Set "
+            "data.timestamp_column, e.g. --set data.timestamp_column=timestamp" + where,
+            path=params.source_file,
+            keys=["data.timestamp_column"],
+        )
+    return ts
+
+
+def _rows_text(rows: Iterable[Any]) -> str:
+    return ", ".join(str(int(r)) for r in rows)
+
+
+def _describe_gaps(times: pd.Series, rows: pd.Index, at: np.ndarray) -> list[dict[str, Any]]:
+    """``[{"after": t0, "before": t1, "step": ..., "position": i, "rows": [r0, r1]}, ...]``."""
+    out = []
+    for i in at:
+        out.append(
+            {
+                "position": int(i),
+                "after": str(times.iloc[i - 1]),
+                "before": str(times.iloc[i]),
+                "step": str(times.iloc[i] - times.iloc[i - 1]),
+                "rows": [int(rows[i - 1]), int(rows[i])],
+            }
+        )
+    return out
+
+
+def _check_series(
+    frame: pd.DataFrame, params: Params, features: list[str], ts: str, source: str
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Sort the series by time and check it (duplicates, NaN, gaps); returns the sorted frame
+    (index = the source row of each point) and what split.json records about it."""
+    data = params.data
+    was_sorted = bool(frame[ts].is_monotonic_increasing)
+    series = frame.loc[frame[ts].sort_values(kind="mergesort").index]
+    if not was_sorted:
+        log.warning("the rows of %s are not in time order: sorted by %r", source, ts)
+    times = series[ts]
+    rows = series.index  # source rows, 0-based, header not counted
+
+    dup = times.duplicated(keep=False).to_numpy()
+    if dup.any():
+        groups = []
+        for value, group in series.index[dup].to_series().groupby(times[dup].to_numpy(), sort=True):
+            groups.append(f"{value} at rows {_rows_text(group.to_numpy())}")
+            if len(groups) == 3:
+                break
+        n_values = int(times[dup].nunique())
+        raise DataError(
+            f"timestamp column {ts!r} in {source} has {n_values} duplicated timestamp(s) "
+            f"({int(dup.sum())} rows); first: {'; '.join(groups)} (source rows, 0-based, header "
+            "not counted). A series needs one row per time point: drop or aggregate the "
+            "duplicates"
+        )
+
+    values = series[features].to_numpy(dtype="float64", na_value=np.nan)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        counts = {c: int(bad[:, j].sum()) for j, c in enumerate(features) if bad[:, j].any()}
+        first = np.flatnonzero(bad.any(axis=1))[:3]
+        where = "; ".join(f"{times.iloc[i]} (row {int(rows[i])})" for i in first)
+        kinds = "NaN" if not np.isinf(values).any() else "NaN or infinite"
+        raise DataError(
+            f"value column(s) {list(counts)} in {source} hold {kinds} values "
+            f"({', '.join(f'{c}: {k}' for c, k in counts.items())}), first at {where}. A series "
+            "may not have missing values (a window containing one has no meaningful score): "
+            "fill them, e.g. by interpolation, before training"
+        )
+
+    steps = times.diff().iloc[1:]
+    gaps: list[dict[str, Any]] = []
+    median = None
+    if len(steps):
+        median = steps.median()
+        if isinstance(median, float) and median.is_integer():
+            median = int(median)  # numeric timestamps: 10, not 10.0
+        at = np.flatnonzero((steps > steps.median() * data.gap_factor).to_numpy()) + 1
+        gaps = _describe_gaps(times, rows, at)
+    if gaps:
+        shown = "; ".join(
+            f"{g['step']} between {g['after']} and {g['before']} (rows {g['rows'][0]} and "
+            f"{g['rows'][1]})"
+            for g in gaps[:3]
+        )
+        text = (
+            f"{len(gaps)} gap(s) in the series of {source}: step(s) larger than "
+            f"data.gap_factor={data.gap_factor:g} x the median step {median}; first: {shown}"
+        )
+        if data.on_gap == "error":
+            raise DataError(
+                f"{text}. Windows across a gap join unrelated points: fill or resample the "
+                "series, raise data.gap_factor, or set data.on_gap: warn to score across gaps"
+            )
+        log.warning("%s; data.on_gap is warn: scoring across them as if contiguous", text)
+    record = {
+        "sorted_by_ingest": not was_sorted,
+        "window": params.model.window,
+        "median_step": None if median is None else str(median),
+        "gap_factor": data.gap_factor,
+        "on_gap": data.on_gap,
+        "gaps": gaps,
+    }
+    return series, record
+
+
+def _check_split_lengths(splits: dict[str, pd.DataFrame], window: int, source: str) -> None:
+    for name, part in splits.items():
+        if len(part) < window:
+            fix = (
+                "lower split.validation_fraction / split.test_fraction"
+                if name == "train"
+                else f"raise split.{name}_fraction"
+            )
+            sizes = ", ".join(f"{k} {len(v)}" for k, v in splits.items())
+            raise DataError(
+                f"the {name} split of {source} has {len(part)} points, fewer than "
+                f"model.window={window}: no window fits in it (splits: {sizes} points). Use a "
+                f"longer series, a smaller model.window, or {fix}"
+            )
+
+
 # --------------------------------------------------------------------------- split
 def _split_once(
     df: pd.DataFrame, test_size: float, seed: int, label: str | None
@@ -469,7 +639,7 @@ def ingest(params: Params, root: Path) -> IngestResult:
     else:
         source = files[0] if len(files) == 1 else f"{data.source} ({len(files)} files)"
 
-    label, ts = data.label_column, data.timestamp_column
+    label, ts = data.label_column, require_timestamp_column(params)
     features = feature_columns(raw, params, source)
     empty = [c for c in features if raw[c].isna().all()]
     if empty:
@@ -484,7 +654,12 @@ def ingest(params: Params, root: Path) -> IngestResult:
         frame[ts] = _check_timestamp(raw, ts, source)
     keep = set(features) | {c for c in (label, ts) if c is not None}
     frame = frame[[c for c in raw.columns if c in keep]]
+    series_record: dict[str, Any] | None = None
+    if params.model.is_sequence and ts is not None:
+        frame, series_record = _check_series(frame, params, features, ts, source)
     splits, stratified = _split(frame, params, label, ts, source)
+    if series_record is not None:
+        _check_split_lengths(splits, params.model.window, source)
 
     # ---- everything checked: write
     snap_dir = resolve(root, data.snapshot_dir)
@@ -514,6 +689,9 @@ def ingest(params: Params, root: Path) -> IngestResult:
     metrics["train_normal_rows"] = len(normal_rows(splits["train"], label))
     if label is not None:
         metrics["stratified"] = int(stratified)
+    if series_record is not None:
+        metrics["gaps"] = len(series_record["gaps"])
+        metrics["sorted_by_ingest"] = int(series_record["sorted_by_ingest"])
 
     split_meta = {
         "snapshot_sha256": sha,
@@ -530,6 +708,12 @@ def ingest(params: Params, root: Path) -> IngestResult:
         "metrics": metrics,
         "note": "train.parquet holds every train row; fit detectors on label == 0 rows only",
     }
+    if series_record is not None:
+        split_meta["sequence"] = series_record
+        split_meta["note"] = (
+            "a series: train.parquet holds every train point; the sequence detector trains on "
+            "the whole train series (contiguous windows), its scaling on the label == 0 points"
+        )
     split_meta_path = atomic_write_json(split_meta, split_dir / SPLIT_META_FILE)
 
     return IngestResult(

@@ -16,6 +16,11 @@ The preprocessing model is built by :meth:`AnomalyDetector.build_preprocessing` 
 detector is fitted on (``label == 0`` when ``data.label_column`` is set, else every row), so the
 train step fits on exactly the same rows with exactly this model.
 
+Sequence kinds (``model.kind: lstm_autoencoder``): the scaling is profiled on the normal points of
+the train series (robust statistics need no continuity); the network itself trains on the whole
+train series (see :mod:`flows.steps.train`). ``data.timestamp_column`` is required
+(:class:`~flows.config.ConfigError` naming it).
+
 This module also holds the small helpers the model steps share (:func:`detector_from_params`,
 :func:`load_split`, :func:`atomic_save`, :func:`require_file`): plain functions, no Prefect, no
 MLflow.
@@ -40,6 +45,7 @@ from flows.steps.ingest import (
     atomic_write_json,
     normal_rows,
     read_table,
+    require_timestamp_column,
     split_paths,
 )
 
@@ -54,6 +60,7 @@ __all__ = [
     "detector_from_params",
     "load_split",
     "preprocess",
+    "previous_points",
     "require_file",
 ]
 
@@ -64,42 +71,65 @@ PREPROCESSING_MODEL_FILE = f"{MODELS_DIR}/preprocessing.keras"
 PREPROCESSING_META_FILE = f"{MODELS_DIR}/preprocessing.json"
 
 #: model.kind values implemented by :class:`anomaly_models.detector.AnomalyDetector`.
-AVAILABLE_KINDS = ("autoencoder", "feature")
+AVAILABLE_KINDS = ("autoencoder", "feature", "lstm_autoencoder")
 
 
 # --------------------------------------------------------------------------- shared helpers
 def detector_from_params(params: Params) -> Any:
     """An unfitted :class:`~anomaly_models.detector.AnomalyDetector` configured by ``params``
-    (``model.*`` and ``train.*``).
+    (``model.*`` and ``train.*``; for ``lstm_autoencoder`` also ``model.window``, ``stride``,
+    ``point_aggregation``, ``smoothing``, ``lstm_units``, ``latent_dim``).
 
     Raises:
-        ConfigError: ``model.kind`` names a detector that is not available (yet).
+        ConfigError: ``model.kind`` names a detector that is not available, a sequence kind has
+            no ``data.timestamp_column``, or the detector rejects a ``model.*`` value (naming it).
     """
     m, t = params.model, params.train
+    where = f" [params file: {params.source_file}]" if params.source_file else ""
     if m.kind not in AVAILABLE_KINDS:
         raise ConfigError(
-            f"model.kind: {m.kind} is not available yet (the sequence detector is still to come); "
-            f"choose one of {', '.join(AVAILABLE_KINDS)}"
-            + (f" [params file: {params.source_file}]" if params.source_file else ""),
+            f"model.kind: {m.kind} is not available; choose one of {', '.join(AVAILABLE_KINDS)}"
+            + where,
             path=params.source_file,
             keys=["model.kind"],
         )
+    require_timestamp_column(params)
     from anomaly_models.detector import AnomalyDetector  # imports Keras: only when needed
 
-    return AnomalyDetector(
-        kind=m.kind,
-        hidden_dims=list(m.hidden_dims),
-        epochs=t.epochs,
-        batch_size=t.batch_size,
-        learning_rate=t.learning_rate,
-        validation_fraction=t.validation_fraction,
-        patience=t.patience,
-        seed=t.seed,
-        reconstruction_weight=m.reconstruction_weight,
-        distribution_weight=m.distribution_weight,
-        scaling=m.scaling,
-        tail_compression=m.tail_compression,
-    )
+    kwargs: dict[str, Any] = {
+        "kind": m.kind,
+        "hidden_dims": list(m.hidden_dims),
+        "epochs": t.epochs,
+        "batch_size": t.batch_size,
+        "learning_rate": t.learning_rate,
+        "validation_fraction": t.validation_fraction,
+        "patience": t.patience,
+        "seed": t.seed,
+        "reconstruction_weight": m.reconstruction_weight,
+        "distribution_weight": m.distribution_weight,
+        "scaling": m.scaling,
+        "tail_compression": m.tail_compression,
+    }
+    if m.is_sequence:
+        kwargs.update(
+            window=m.window,
+            stride=m.stride,
+            point_aggregation=m.point_aggregation,
+            smoothing=m.smoothing,
+            lstm_units=m.lstm_units,
+            latent_dim=m.latent_dim,
+        )
+    try:
+        return AnomalyDetector(**kwargs)
+    except ValueError as exc:  # the library names its argument: `window` -> model.window
+        text = str(exc)
+        keys = [f"model.{k}" for k in ("window", "stride", "point_aggregation", "smoothing",
+                                        "lstm_units", "latent_dim") if f"`{k}`" in text]
+        raise ConfigError(
+            f"{', '.join(keys) or 'model'}: {text}{where}",
+            path=params.source_file,
+            keys=keys or ["model"],
+        ) from exc
 
 
 def require_file(path: Path, produced_by: str) -> Path:
@@ -168,6 +198,22 @@ def load_split(params: Params, root: Path, name: str) -> SplitData:
     return SplitData(name=name, path=path, frame=frame, feature_columns=features, label_column=label)
 
 
+#: The split just before each scored split in time (sequence kinds split contiguously).
+PREVIOUS_SPLIT = {"validation": "train", "test": "validation"}
+
+
+def previous_points(params: Params, root: Path, name: str, detector: Any) -> pd.DataFrame | None:
+    """For a sequence detector: the last ``detector.context_length`` points (value columns) of
+    the split before split ``name`` in time, the context that scores ``name``'s first points as
+    in one continuous stream. None for the tabular kinds, or for the train split.
+    """
+    if not getattr(detector, "is_sequence", False) or name not in PREVIOUS_SPLIT:
+        return None
+    previous = load_split(params, root, PREVIOUS_SPLIT[name])
+    features = [str(c) for c in detector.feature_names_in_]
+    return previous.frame[features].iloc[max(0, len(previous.frame) - detector.context_length) :]
+
+
 # --------------------------------------------------------------------------- the step
 @dataclass(frozen=True)
 class PreprocessResult:
@@ -219,13 +265,17 @@ def preprocess(params: Params, root: Path) -> PreprocessResult:
 
     model_path = atomic_save(root / PREPROCESSING_MODEL_FILE, model.save)
     metrics: dict[str, float | int] = {"n_rows": len(X), "n_features": len(train.feature_columns)}
+    rows = "normal train rows" if train.label_column else "all train rows (no labels)"
+    if detector.is_sequence:
+        rows = rows.replace("rows", "points") + " (the network trains on the whole train series)"
     meta = {
         "columns": train.feature_columns,
+        "kind": params.model.kind,
         "scaling": params.model.scaling,
         "tail_compression": params.model.tail_compression,
         "imputation": "median of the profiled rows",
         "profile": _profile(model, train.feature_columns, params.model.scaling),
-        "rows": "normal train rows" if train.label_column else "all train rows (no labels)",
+        "rows": rows,
         "label_column": train.label_column,
         "output_dim": int(model.output.shape[-1]),
         "metrics": metrics,

@@ -12,7 +12,9 @@ Reads (paths relative to the project root)::
     <data.snapshot_dir>/validation_report.json       the validation of the splits
     plots/**/*.png                                   evaluation plots (optional)
     gx/uncommitted/data_docs/local_site/             the GX Data Docs site (optional)
-    <data.split_dir>/validation.parquet + split.json the input example (first rows, feature columns)
+    <data.split_dir>/validation.parquet + split.json the input example (first rows, feature columns;
+                                                     for a sequence model the first
+                                                     max(5, model.window) points)
 
 Writes ``models/registration.json``: run id, model name, version, aliases, promoted, reason.
 All MLflow work is in :func:`flows.registry.log_and_register`; this module only gathers files.
@@ -131,7 +133,9 @@ def _input_example(params: Params, root: Path) -> pd.DataFrame:
         raise StepInputError(f"cannot read the input example from {path}: {exc}") from exc
     if frame.empty:
         raise StepInputError(f"the validation split {path} is empty; cannot build an input example")
-    return frame.head(EXAMPLE_ROWS).reset_index(drop=True)
+    # a sequence model scores windows: its example is at least one window of consecutive points
+    rows = max(EXAMPLE_ROWS, params.model.window) if params.model.is_sequence else EXAMPLE_ROWS
+    return frame.head(rows).reset_index(drop=True)
 
 
 def _threshold_metrics(record: dict[str, Any]) -> dict[str, float]:

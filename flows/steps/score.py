@@ -1476,6 +1476,7 @@ def score_batch(
                     context_rows=scorer.context_rows,
                     start=StreamContext.from_dict(kept) if kept else None,
                     batch=path.name,
+                    max_gap_steps=params.data.gap_factor,
                 )
             txn.claim(
                 sha,

@@ -17,11 +17,21 @@ Outputs (fixed paths under the project root, declared as DVC outs)::
 The detector is fitted on ``label == 0`` rows (every row without labels) with the preprocessing
 model of the preprocess step, loaded with ``safe_mode=True``. Early stopping on the held-out
 ``train.validation_fraction`` restores the best weights.
+
+Sequence kinds (``model.kind: lstm_autoencoder``) fit on the **whole train series**, labelled
+anomalies included: dropping points would join unrelated parts of the series into one window.
+Labelled anomalous train points are counted (metric ``train_anomalous_points``, also in
+``training_history.json``) and logged as a warning; with few of them the autoencoder still learns
+the normal shape (their scaling is profiled on the normal points only, see preprocess). Put long
+labelled anomalies outside the oldest ``1 - split.validation_fraction - split.test_fraction`` of
+the series, or cut them out of the source, if they must not be learned. The held-out part for
+early stopping is a random ``train.validation_fraction`` of the training windows.
 """
 
 from __future__ import annotations
 
 import csv
+import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,6 +57,8 @@ __all__ = [
     "detector_from_params",
     "train",
 ]
+
+log = logging.getLogger(__name__)
 
 DETECTOR_FILE = f"{MODELS_DIR}/detector.keras"
 HISTORY_FILE = f"{MODELS_DIR}/training_history.json"
@@ -94,9 +106,25 @@ def train(params: Params, root: Path) -> TrainResult:
     root = Path(root)
     detector = detector_from_params(params)  # ConfigError for an unavailable model.kind
     split = load_split(params, root, "train")
-    X = split.normal()
-    if len(X) < 2:
-        raise DataError(f"{split.path} has {len(X)} normal row(s); training needs at least 2")
+    n_anomalous = 0
+    if detector.is_sequence:
+        X = split.X  # the whole series: windows must stay contiguous
+        if len(X) < detector.window:
+            raise DataError(
+                f"{split.path} has {len(X)} points, fewer than model.window={detector.window}; "
+                "rerun ingest (it checks the split lengths) or lower model.window"
+            )
+        n_anomalous = 0 if split.y is None else int(split.y.sum())
+        if n_anomalous:
+            log.warning(
+                "the train series %s holds %d labelled anomalous point(s) (%s == 1): the "
+                "sequence detector trains on the whole series, them included",
+                split.path, n_anomalous, split.label_column,
+            )
+    else:
+        X = split.normal()
+        if len(X) < 2:
+            raise DataError(f"{split.path} has {len(X)} normal row(s); training needs at least 2")
     pre_path = require_file(root / PREPROCESSING_MODEL_FILE, "preprocess")
     preprocessing = keras.models.load_model(pre_path, safe_mode=True)
     expected = list(preprocessing.input.keys())
@@ -125,6 +153,9 @@ def train(params: Params, root: Path) -> TrainResult:
         "final_loss": float(loss[-1]),
         "n_rows": len(X),
     }
+    if detector.is_sequence:
+        metrics["n_windows"] = (len(X) - detector.window) // detector.stride + 1
+        metrics["train_anomalous_points"] = n_anomalous
     best_epoch = epochs_run
     if val_loss:
         metrics["final_val_loss"] = float(val_loss[-1])
@@ -143,6 +174,11 @@ def train(params: Params, root: Path) -> TrainResult:
         "rows": "normal train rows" if split.label_column else "all train rows (no labels)",
         "metrics": metrics,
     }
+    if detector.is_sequence:
+        record["rows"] = (
+            f"the whole train series ({len(X)} points, {n_anomalous} labelled anomalous point(s) "
+            "kept: windows must stay contiguous)"
+        )
     history_path = atomic_write_json(record, root / HISTORY_FILE)
     loss_csv_path = _write_loss_csv(history, root / LOSS_CSV)
     return TrainResult(

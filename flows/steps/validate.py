@@ -7,6 +7,13 @@ before validation), and for each feature column a numeric type, no nulls (up to
 ``validate.range_margin`` on each side (for at least ``validate.range_mostly`` of the rows); plus
 a row count >= 1 and any expectations declared in ``validate.expectations``.
 
+For the sequence kinds (``model.kind: lstm_autoencoder``) the data is an ordered series: the
+suite also expects the timestamp column to be not null and **strictly increasing** (sorted, no
+duplicated timestamps; check ``time_order``), and every value column to hold no null at all,
+whatever ``validate.max_null_fraction`` says (a window with a missing value has no score). A
+training series with NaN or non-numbers therefore fails with a line naming the column and the
+rows (ingest already rejects both; the suite is what scoring checks new batches with).
+
 The suite is saved as JSON (``<snapshot_dir>/expectation_suite.json``) so that scoring validates
 new batches against exactly what the model was trained on (:func:`load_suite` +
 :func:`validate_frame`).
@@ -37,6 +44,7 @@ from flows.steps.ingest import (
     DataError,
     atomic_write_json,
     feature_columns,
+    jsonable,
     read_table,
     split_paths,
 )
@@ -223,25 +231,6 @@ def _file_url_to_path(url: str | None) -> Path | None:
     return Path(unquote(parsed.path)) if parsed.scheme in ("file", "") else None
 
 
-def _jsonable(obj: Any) -> Any:
-    """Strict-JSON version of a GX result: NaN -> None, +-inf -> "inf"/"-inf", numpy -> Python."""
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple, set)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float):
-        if math.isnan(obj):
-            return None
-        if math.isinf(obj):
-            return "inf" if obj > 0 else "-inf"
-        return obj
-    if obj is None or isinstance(obj, (str, int, bool)):
-        return obj
-    return str(obj)
-
-
 def _suite_dict(suite: Any) -> dict[str, Any]:
     """The suite as a JSON dict without GX's random ids (so the file is deterministic)."""
     d = suite.to_json_dict()
@@ -249,7 +238,7 @@ def _suite_dict(suite: Any) -> dict[str, Any]:
     for exp in d.get("expectations", []):
         exp.pop("id", None)
         exp.pop("rendered_content", None)
-    return _jsonable(d)
+    return jsonable(d)
 
 
 def _copy_suite(suite: Any) -> Any:
@@ -296,6 +285,7 @@ def build_suite(
 
     vp = params.validate
     label, ts = params.data.label_column, params.data.timestamp_column
+    sequence = params.model.is_sequence
     columns = [c for c in train_df.columns if c in set(feature_cols) or c == ts]
     missing = [c for c in feature_cols if c not in train_df.columns]
     if missing:
@@ -308,7 +298,8 @@ def build_suite(
         "built_from_rows": len(train_df),
         "range_margin": vp.range_margin,
         "range_mostly": vp.range_mostly,
-        "max_null_fraction": vp.max_null_fraction,
+        "max_null_fraction": 0.0 if sequence else vp.max_null_fraction,
+        "model_kind": params.model.kind,
         "built_by": "flows.steps.validate.build_suite",
     }
     # collected first, then handed to the constructor: ExpectationSuite.add_expectation needs an
@@ -323,7 +314,10 @@ def build_suite(
     add(gxe.ExpectTableRowCountToBeBetween(min_value=1), "row_count")
     if ts is not None:
         add(gxe.ExpectColumnValuesToNotBeNull(column=ts), "not_null")
-    not_null_mostly = 1.0 - vp.max_null_fraction
+        if sequence:  # a series: sorted by time, one row per time point
+            add(gxe.ExpectColumnValuesToBeIncreasing(column=ts, strictly=True), "time_order")
+    # a series may hold no NaN at all: a window containing one has no meaningful score
+    not_null_mostly = 1.0 if sequence else 1.0 - vp.max_null_fraction
     for c in feature_cols:
         add(gxe.ExpectColumnValuesToBeInTypeList(column=c, type_list=NUMERIC_TYPES), "numeric")
         add(gxe.ExpectColumnValuesToNotBeNull(column=c, mostly=not_null_mostly), "not_null")
@@ -452,6 +446,8 @@ def _describe(result: Any) -> str:
 
     if check == "numeric" or cfg.type == "expect_column_values_to_be_in_type_list":
         what = "must be numeric"
+    elif check == "time_order":
+        what = "must be strictly increasing (a series sorted by time, no duplicated timestamps)"
     elif check == "finite":
         what = "values must be finite"
     elif check == "range" or cfg.type == "expect_column_values_to_be_between":
@@ -483,6 +479,13 @@ def _describe(result: Any) -> str:
         return f"{where}: {what}: {counted or 'some rows'} hold non-numbers{_examples(res)}"
     if check == "finite":
         return f"{where}: {what}: {counted or 'some rows'} are infinite{_examples(res)}"
+    if check == "time_order":
+        rows = res.get("partial_unexpected_index_list") or []
+        at = f", at rows {', '.join(map(str, rows[:5]))}" if rows else ""
+        return (
+            f"{where}: {what}: {counted or 'some rows'} are not after the previous row"
+            f"{at}{_examples(res)}"
+        )
     if check == "range" or cfg.type == "expect_column_values_to_be_between":
         share = ""
         mostly = kw.get("mostly")
@@ -561,6 +564,7 @@ _QUICK_KWARGS: dict[str, set[str]] = {
     "expect_column_values_to_not_be_null": {"column", "mostly"},
     "expect_column_values_to_be_in_type_list": {"column", "type_list"},
     "expect_column_values_to_be_between": {"column", "min_value", "max_value", "mostly"},
+    "expect_column_values_to_be_increasing": {"column", "strictly", "mostly"},
 }
 _QUICK_FALSE_KWARGS = {"strict_min", "strict_max", "row_condition", "condition_parser"}
 
@@ -577,8 +581,13 @@ def _quick_one(kind: str, kw: dict[str, Any], frame: pd.DataFrame) -> bool | Non
     if column not in frame.columns:
         return False
     values = frame[column]
+    if values.dtype.kind == "M":  # datetimes (a timestamp column): nulls and time order only
+        return _quick_datetime(kind, kw, values)
     if values.dtype.kind not in "iuf":  # objects, strings, nullable dtypes: GX's own rules
         return None
+    if kind == "expect_column_values_to_be_increasing":
+        array = values.to_numpy(dtype=np.float64, copy=False)
+        return None if np.isnan(array).any() else _quick_increasing(np.diff(array), kw)
     mostly = 1.0 if kw.get("mostly") is None else kw["mostly"]
     if kind == "expect_column_values_to_be_in_type_list":
         return values.dtype.name in set(kw.get("type_list") or ())
@@ -600,6 +609,27 @@ def _quick_one(kind: str, kw: dict[str, Any], frame: pd.DataFrame) -> bool | Non
         if hi is not None:
             outside |= array > hi
     return (nonnull - int(outside.sum())) / nonnull >= mostly
+
+
+def _quick_increasing(steps: np.ndarray, kw: dict[str, Any]) -> bool:
+    """GX's column_values.increasing over non-null values: the first value always passes."""
+    n = steps.size + 1
+    unexpected = int((steps <= 0).sum() if kw.get("strictly") else (steps < 0).sum())
+    mostly = 1.0 if kw.get("mostly") is None else kw["mostly"]
+    return (n - unexpected) / n >= mostly
+
+
+def _quick_datetime(kind: str, kw: dict[str, Any], values: pd.Series) -> bool | None:
+    nulls = int(values.isna().sum())
+    if kind == "expect_column_values_to_not_be_null":
+        mostly = 1.0 if kw.get("mostly") is None else kw["mostly"]
+        return len(values) == 0 or (len(values) - nulls) / len(values) >= mostly
+    if kind == "expect_column_values_to_be_increasing" and nulls == 0:
+        if len(values) == 0:
+            return True
+        stamps = pd.DatetimeIndex(values).asi8  # integers in the column's unit, UTC if tz-aware
+        return _quick_increasing(np.diff(stamps), kw)
+    return None
 
 
 def quick_check(df: pd.DataFrame, suite: gx.ExpectationSuite) -> bool | None:
@@ -683,7 +713,7 @@ def validate_frame(
         data_docs_index=index,
         data_docs_page=page,
         n_failed=sum(1 for r in vr.results if not r.success),
-        raw=_jsonable(vr.to_json_dict()),
+        raw=jsonable(vr.to_json_dict()),
     )
 
 

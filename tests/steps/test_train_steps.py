@@ -1,7 +1,7 @@
 """flows.steps preprocess / train / calibrate / evaluate, for real: Keras training on small
 synthetic data in a temporary project (ingest -> preprocess -> train -> calibrate -> evaluate),
 the files each step writes, the threshold against a hand computation, every threshold method,
-and the errors (best_f1 without labels, lstm_autoencoder, missing inputs)."""
+and the errors (best_f1 without labels, lstm_autoencoder without a timestamp, missing inputs)."""
 
 from __future__ import annotations
 
@@ -322,15 +322,16 @@ def test_evaluate_without_labels_writes_reduced_metrics(copy_project):
 
 
 # --------------------------------------------------------------------------- errors
-def test_lstm_autoencoder_is_not_available_yet(copy_project):
+def test_lstm_autoencoder_needs_a_timestamp_column(copy_project):
+    # a table without data.timestamp_column is no series: the sequence kind says what is missing
     root, params = copy_project("model.kind=lstm_autoencoder")
     before = (root / "models/detector.keras").read_bytes()
     for step in (preprocess, train):
-        with pytest.raises(ConfigError, match=r"model\.kind: lstm_autoencoder is not available yet"):
+        with pytest.raises(ConfigError, match=r"data\.timestamp_column: model\.kind lstm_autoencoder"):
             step(params, root)
     with pytest.raises(ConfigError) as err:
         detector_from_params(params)
-    assert err.value.keys == ["model.kind"]
+    assert err.value.keys == ["data.timestamp_column"]
     assert (root / "models/detector.keras").read_bytes() == before
 
 
