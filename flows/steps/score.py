@@ -76,6 +76,7 @@ import shutil
 import socket
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -574,17 +575,35 @@ class BatchScorer:
         )
 
     def normalize(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """``frame`` with its feature columns cast for the model (others untouched)."""
+        """A CSV chunk typed like the training data: feature columns cast for the model, and the
+        timestamp column of a sequence model parsed as dates when it holds date strings (as
+        ingest parses them; left as text when it does not parse, for validation to reject).
+        Other columns are untouched."""
+        out = frame
+        ts = self.timestamp_column
+        column = frame[ts] if ts is not None and ts in frame.columns else None
+        if column is not None and not (
+            pd.api.types.is_numeric_dtype(column) or pd.api.types.is_datetime64_any_dtype(column)
+        ):  # text (object or pandas' str dtype)
+            try:
+                with warnings.catch_warnings():  # "could not infer format": parsed one by one
+                    warnings.simplefilter("ignore", UserWarning)
+                    parsed = pd.to_datetime(column)
+            except (ValueError, TypeError):
+                parsed = None
+            if parsed is not None:
+                out = frame.copy()
+                out[ts] = parsed
         if self.prepare is None:
-            return frame
-        present = [c for c in self.features if c in frame.columns]
+            return out
+        present = [c for c in self.features if c in out.columns]
         if not present:
-            return frame
-        cast = self.prepare(frame[present])
-        changed = [c for c in present if cast[c].dtype != frame[c].dtype]
+            return out
+        cast = self.prepare(out[present])
+        changed = [c for c in present if cast[c].dtype != out[c].dtype]
         if not changed:
-            return frame
-        out = frame.copy()
+            return out
+        out = out.copy() if out is frame else out
         for c in changed:
             out[c] = cast[c]
         return out

@@ -166,3 +166,53 @@ def test_bad_series_fail_anomaly_train_with_their_message(prefect_api, tmp_path)
             assert needle in stderr, f"{name}: {needle!r} not in {stderr[-2000:]}"
         assert "Traceback" not in stderr, f"{name}: {stderr[-2000:]}"
         assert not (root / "models").exists(), name  # nothing trained, nothing registered
+
+
+def test_scoring_flow_continues_a_series_across_batches(sequence_project, tmp_path):
+    """Two consecutive batches of new points, scored by the scoring flow with the registered
+    champion: one output row per point, and the second batch (continued from the first with
+    the context kept in the ledger) scores like the same points of one long series."""
+    from anomaly_models import AnomalyDetector
+    from flows.config import load_params
+    from flows.scoring import scoring_flow
+
+    root, _, _ = sequence_project
+    future = series(n=N_POINTS + 600, seed=7, anomaly=None).iloc[N_POINTS:]  # later minutes
+    future = future.drop(columns="anomaly").reset_index(drop=True)
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    future.iloc[:300].to_csv(incoming / "2024-01-02T09.csv", index=False)
+    future.iloc[300:].to_parquet(incoming / "2024-01-02T14.parquet", index=False)
+    params = load_params(root / "params.yaml", [
+        *SEQUENCE,
+        f"scoring.incoming_dir={incoming}",
+        f"scoring.scored_dir={tmp_path / 'scored'}",
+        f"scoring.quarantine_dir={tmp_path / 'quarantine'}",
+        "scoring.chunk_rows=120",  # chunks inside each batch continue each other too
+    ])
+
+    summary = scoring_flow(params=params, root=str(root))
+
+    assert [(b.batch, b.status) for b in summary.batches] == [
+        ("2024-01-02T09.csv", "scored"), ("2024-01-02T14.parquet", "scored")]
+    first = pd.read_parquet(tmp_path / "scored" / "2024-01-02T09.parquet")
+    second = pd.read_parquet(tmp_path / "scored" / "2024-01-02T14.parquet")
+    assert len(first) == 300 and len(second) == 300  # one row per input point
+    assert list(second["timestamp"]) == list(future["timestamp"].iloc[300:])
+    detector = AnomalyDetector.load(root / "models/model.keras")
+    expected = detector.score_samples(future[CHANNELS])
+    np.testing.assert_allclose(second["anomaly_score"], expected[300:], rtol=1e-5)
+    ledger = json.loads((tmp_path / "scored" / "_ledger.json").read_text())
+    entries = {e["batch"]: e for e in ledger["batches"].values()}
+    assert entries["2024-01-02T14.parquet"]["context_from"] == "2024-01-02T09.csv"
+    assert ledger["stream"]["batch"] == "2024-01-02T14.parquet"
+    kept_until = pd.Timestamp(ledger["stream"]["last_timestamp"])  # naive times read as UTC
+    assert kept_until.tz_localize(None) == future["timestamp"].iloc[-1]
+
+    # a batch whose rows are out of time order is quarantined, naming the rows
+    late = series(n=N_POINTS + 700, seed=8, anomaly=None).iloc[N_POINTS + 600:].drop(columns="anomaly")
+    late.iloc[[0, 2, 1, *range(3, len(late))]].to_csv(incoming / "2024-01-02T19.csv", index=False)
+    summary = scoring_flow(params=params, root=str(root))
+    (result,) = summary.batches
+    assert result.status == "quarantined"
+    assert "'timestamp': must be strictly increasing" in result.reason and "at rows 2" in result.reason
