@@ -759,10 +759,10 @@ def build_data_docs(
     """
     from flows.steps.validate import (
         DATA_DOCS_SITE,
-        _context,
-        _file_url_to_path,
-        _run_name,
+        file_url_to_path,
+        gx_context,
         gx_context_dir,
+        gx_run_name,
     )
 
     root = Path(root).resolve()
@@ -770,7 +770,7 @@ def build_data_docs(
     if not (context_dir / "great_expectations.yml").is_file():
         return DataDocs(None, note=f"no Great Expectations project at {context_dir}: nothing "
                         "has been validated yet")
-    names = {_run_name(b.batch): b.batch for b in batches}
+    names = {gx_run_name(b.batch): b.batch for b in batches}
     if not names:
         return DataDocs(None, note="no batches on this day, so no validations to show")
     start = datetime.combine(day, datetime.min.time(), tzinfo=UTC) - VALIDATION_SLACK
@@ -789,7 +789,7 @@ def build_data_docs(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # GX's deprecation chatter about its own internals
         with _flock(lock) if lock.parent.is_dir() else contextlib.nullcontext():
-            ctx = _context(context_dir)
+            ctx = gx_context(context_dir)
             store = ctx.validation_results_store
             chosen: list[tuple[Any, Any, str]] = []  # (key, result, batch)
             for key in store.list_keys():
@@ -812,20 +812,20 @@ def build_data_docs(
                             "batches of this day (e.g. only batches rejected while reading)")
 
         with tempfile.TemporaryDirectory(dir=out_dir, prefix=".gx-") as tmp:
-            sub = _context(Path(tmp) / "gx")
+            sub = gx_context(Path(tmp) / "gx")
             for suite in suites.values():
                 sub.suites.add(suite)
             for key, value, _ in chosen:
                 sub.validation_results_store.set(key, value)
             built = sub.build_data_docs(site_names=[DATA_DOCS_SITE])
-            index = _file_url_to_path(built.get(DATA_DOCS_SITE))
+            index = file_url_to_path(built.get(DATA_DOCS_SITE))
             if index is None or not index.is_file():
                 return DataDocs(None, note="Great Expectations built no Data Docs site")
             site = index.parent
             pages: dict[str, tuple[int, int, str | None]] = {}
             for key, value, batch in sorted(chosen, key=lambda c: c[0].run_id.run_time):
                 urls = sub.get_docs_sites_urls(resource_identifier=key, site_name=DATA_DOCS_SITE)
-                page = _file_url_to_path(urls[0]["site_url"]) if urls else None
+                page = file_url_to_path(urls[0]["site_url"]) if urls else None
                 rel = (Path(DATA_DOCS_DIR) / page.relative_to(site)).as_posix() if page else None
                 n, failed, shown = pages.get(batch, (0, 0, None))
                 ok = bool(getattr(value, "success", True))

@@ -62,7 +62,10 @@ __all__ = [
     "ValidationFailed",
     "ValidationReport",
     "build_suite",
+    "file_url_to_path",
+    "gx_context",
     "gx_context_dir",
+    "gx_run_name",
     "load_suite",
     "quick_check",
     "save_suite",
@@ -163,7 +166,7 @@ def gx_context_dir(root: Path) -> Path:
     return Path(root) / GX_DIR
 
 
-def _context(context_dir: Path) -> Any:
+def gx_context(context_dir: Path) -> Any:
     """The file context in ``context_dir`` (created on first use), with progress bars off."""
     gx = _gx()
     from great_expectations.data_context.types.base import ProgressBarsConfig
@@ -224,7 +227,7 @@ def _checkpoint(ctx: Any, suite: Any, build_docs: bool = True) -> Any:
     )
 
 
-def _file_url_to_path(url: str | None) -> Path | None:
+def file_url_to_path(url: str | None) -> Path | None:
     if not url:
         return None
     parsed = urlparse(url)
@@ -660,7 +663,7 @@ def quick_check(df: pd.DataFrame, suite: gx.ExpectationSuite) -> bool | None:
 
 
 # --------------------------------------------------------------------------- validation
-def _run_name(batch_name: str) -> str:
+def gx_run_name(batch_name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.\-]+", "_", batch_name).strip("._") or "batch"
 
 
@@ -684,13 +687,13 @@ def validate_frame(
 
     label = (suite.meta or {}).get("label_column")
     frame = df.drop(columns=[label]) if label is not None and label in df.columns else df
-    ctx = _context(Path(context_dir))
+    ctx = gx_context(Path(context_dir))
     checkpoint = _checkpoint(ctx, suite, build_docs=build_docs)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # GX's deprecation chatter about its own internals
         result = checkpoint.run(
             batch_parameters={"dataframe": frame},
-            run_id=RunIdentifier(run_name=_run_name(batch_name)),
+            run_id=RunIdentifier(run_name=gx_run_name(batch_name)),
         )
     (vri, vr), *_ = result.run_results.items()
 
@@ -699,9 +702,9 @@ def validate_frame(
         if not build_docs and not vr.success:  # a failure gets its page: people will open it
             ctx.build_data_docs(site_names=[DATA_DOCS_SITE])
         urls = ctx.get_docs_sites_urls(site_name=DATA_DOCS_SITE)
-        index = _file_url_to_path(urls[0]["site_url"]) if urls else None
+        index = file_url_to_path(urls[0]["site_url"]) if urls else None
         urls = ctx.get_docs_sites_urls(resource_identifier=vri, site_name=DATA_DOCS_SITE)
-        page = _file_url_to_path(urls[0]["site_url"]) if urls else None
+        page = file_url_to_path(urls[0]["site_url"]) if urls else None
     except Exception:  # Data Docs are a convenience: never fail a validation on them
         pass
 
