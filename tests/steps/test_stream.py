@@ -230,3 +230,26 @@ def test_a_batch_shorter_than_the_window_scores_with_context_only(tmp_path, dete
     out = pd.read_parquet(tmp_path / "scored" / "c_tiny.parquet")
     np.testing.assert_allclose(out["anomaly_score"],
                                detector.score_samples(whole.iloc[:104][CHANNELS])[100:], rtol=1e-5)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda f: f.assign(z=f["x"] * 2), r"column\(s\) the model does not know: \['z'\]"),
+        (lambda f: f.drop(columns="y"), r"missing column\(s\) \['y'\]"),
+        (lambda f: f.assign(x=[np.nan, *f["x"][1:]]), r"'x'.*must not be null"),
+    ],
+    ids=["extra channel", "missing channel", "nan"],
+)
+def test_wrong_channels_or_nan_quarantine_a_series_batch(tmp_path, detector, suite, change, message):
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    change(series(60, seed=6)).to_parquet(incoming / "bad.parquet", index=False)
+
+    result = steps.score_batch(incoming / "bad.parquet", scorer=_scorer(detector), suite=suite,
+                               params=_params(tmp_path, chunk_rows=1000), root=tmp_path)
+
+    assert result.status == "quarantined"
+    assert pd.Series([result.reason]).str.contains(message, regex=True).all(), result.reason
+    assert not list((tmp_path / "scored").glob("*.parquet"))
