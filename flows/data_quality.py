@@ -244,7 +244,7 @@ class BatchRow:
     reason: str | None = None
     stage: str | None = None  # read | validate: where the quarantined batch was rejected
     # filled by later steps
-    validations: int = 0  # GX validations stored for it (one per chunk)
+    validations: int = 0  # GX validations stored for it (the first chunk, and any chunk the quick check did not pass)
     validations_failed: int = 0
     data_docs_page: str | None = None  # relative to the report folder
     sample_rows: int = 0  # rows of it used for drift
@@ -781,7 +781,7 @@ def build_data_docs(
             return None
         if run_name in names:
             return names[run_name]
-        head, sep, _ = run_name.partition("_rows_")
+        head, sep, _ = run_name.rpartition("_rows_")
         return names.get(head) if sep else None
 
     dirs = ScoringDirs.from_params(params, root)

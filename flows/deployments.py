@@ -7,7 +7,8 @@
     retrain               ``schedules.retrain_cron`` when set: flows/training.py (the promotion
                           gate of ``registry.promotion`` decides whether it becomes champion)
 
-Crons are read in ``schedules.timezone`` (default UTC, the timezone of the report's dates).
+Crons are read in ``schedules.timezone`` (default UTC). The report's dates are UTC days whatever
+the timezone: the nightly run reports the previous UTC day.
 
 Each deployment's parameters carry the project root, the params file and the ``--set`` overrides
 given to ``anomaly serve``, not the loaded settings: every scheduled run reads ``params.yaml``

@@ -156,6 +156,9 @@ STATUSES = ("scored", "quarantined", "skipped", "failed")
 #: a full collection by itself: without this, a 10M-row batch peaked at 1.7 GB instead of 1.3 GB.
 #: A full collection costs ~0.4 s, about 4 % of the time to score 1M rows.
 GC_EVERY_ROWS = 1_000_000
+#: For sequence models a chunk holds at least this many times the model's context rows, so that
+#: it can take the next chunk's first points as look-ahead (scoring.chunk_rows is raised to it).
+SEQUENCE_CHUNK_FACTOR = 4
 _rows_since_gc = 0
 
 
@@ -1190,7 +1193,8 @@ def _score_to_file(
     rows = flagged = chunks = 0
     writer: pq.ParquetWriter | None = None
     # Writing a chunk (pyarrow, which releases the GIL) overlaps with reading, validating and
-    # predicting the next one; at most one write is pending, so memory holds two chunks at most.
+    # predicting the next one; at most one write is pending (memory: the chunk being written,
+    # the one being scored, and the reader's one chunk ahead).
     write_behind = ThreadPoolExecutor(max_workers=1, thread_name_prefix="parquet-writer")
     pending: Future[None] | None = None
     gx_behind = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gx-validation")
@@ -1205,6 +1209,8 @@ def _score_to_file(
             timings["write"] += time.perf_counter() - t
 
     added = [*SCORE_COLUMNS, *MODEL_COLUMNS]
+    if cursor is not None:  # a chunk must hold the next chunk's look-ahead and a window
+        chunk_rows = max(chunk_rows, SEQUENCE_CHUNK_FACTOR * max(scorer.context_rows, 1))
     normalize = scorer.normalize if batch_kind(path) == "csv" else None
     iterator = _with_next(iter_chunks(path, chunk_rows, normalize=normalize))
     try:
@@ -1250,7 +1256,15 @@ def _score_to_file(
                 ahead = following.slice(0, scorer.context_rows).to_pandas()
                 scored_frame = pd.concat([frame, ahead], ignore_index=True)
             try:
-                scores = scorer(scored_frame, context=context)
+                try:
+                    scores = scorer(scored_frame, context=context)
+                except Exception as exc:
+                    if scored_frame is frame or not _is_input_error(exc):
+                        raise
+                    # bad rows in the look-ahead (not validated yet): score this chunk alone;
+                    # the next chunk's validation then names the problem and its rows
+                    scored_frame = frame
+                    scores = scorer(frame, context=context)
                 if scored_frame is not frame:
                     scores = scores.iloc[: len(frame)].reset_index(drop=True)
             except Exception as exc:

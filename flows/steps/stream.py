@@ -3,7 +3,8 @@
 A sequence model scores a point from the windows of ``window`` points that cover it. At the start
 of a batch the first points would be covered by fewer windows than elsewhere (and scored
 differently from the same points in one long series), so the scoring step keeps the last
-``window - 1`` points of each scored batch (the model's ``context_rows``) in the ledger and puts
+``context_rows`` points of each scored batch (``window - 1``, plus half the smoothing length that
+the detector looks back over: its ``context_length``) in the ledger and puts
 them in front of the next batch: the model scores the windows that span the boundary and returns
 one row per point of the new batch only. Chunks of one batch continue each other the same way.
 
@@ -14,7 +15,7 @@ Rules (documented in README and tested):
   would give wrong scores silently.
 * A batch continues the stream when its first timestamp is after the last scored point and the
   step between them is at most ``max_gap_steps`` times the usual step (the median step of the
-  stream). Otherwise it starts a new stream: no context (the reason is noted in the batch's
+  batch's chunks so far, else the one kept with the stream's context). Otherwise it starts a new stream: no context (the reason is noted in the batch's
   result); a batch older than the stream (a backfill) is scored without context and does not
   replace the stream's context.
 * Gaps inside a batch (steps larger than ``max_gap_steps`` times the median step) are scored
@@ -156,8 +157,11 @@ class SeriesCursor:
         """
         if self.timestamp_column is None:  # row order is time order: only the context to give
             if self._first_t is None:
-                self._first_t = self._last_t = 0.0
+                # positions continue the stream's count, so each batch is "newer" than the last
+                self._first_t = (self.start.last_t if self.start is not None else 0.0) + 1.0
+                self._last_t = self._first_t - 1.0
                 self._context = self._start_context(None, None)
+            self._last_t += len(frame)
             return self._context
         t, kind = timestamps_of(frame, self.timestamp_column)
         self._kind = kind

@@ -115,8 +115,14 @@ def test_without_a_timestamp_column_batches_follow_each_other() -> None:
     assert c.context_for(frame, 0) is None
     c.advance(frame)
     kept = c.finish()
-    c2 = cursor(ts=None, start=StreamContext.from_dict(kept.to_dict()))
+    c2 = cursor(ts=None, start=StreamContext.from_dict(kept.to_dict()), batch="c2")
     assert c2.context_for(frame, 0) is not None and c2.continues
+    c2.advance(frame.iloc[::-1].reset_index(drop=True))  # other values: its tail must move on
+    kept2 = c2.finish()
+    assert kept2.last_t > kept.last_t  # so the ledger replaces the stream's context with it
+    c3 = cursor(ts=None, start=kept2, batch="c3")
+    np.testing.assert_array_equal(c3.context_for(frame, 0).to_numpy(),
+                                  frame.iloc[::-1][CHANNELS].to_numpy()[-3:])
 
 
 # ------------------------------------------------------------------------------ with a model
