@@ -205,15 +205,8 @@ def parse_report_date(value: str | date | None, *, today: date | None = None) ->
 def entry_day(timestamp: str | None) -> date | None:
     """The UTC day of an ISO-8601 ledger timestamp (naive ones are taken as UTC); None when the
     timestamp is missing or unreadable."""
-    if not timestamp:
-        return None
-    try:
-        ts = datetime.fromisoformat(str(timestamp))
-    except ValueError:
-        return None
-    if ts.tzinfo is None:
-        ts = ts.replace(tzinfo=UTC)
-    return ts.astimezone(UTC).date()
+    ts = _utc(timestamp)
+    return ts.date() if ts is not None else None
 
 
 def _utc(timestamp: str | None) -> datetime | None:
