@@ -45,6 +45,7 @@ import logging
 import math
 import os
 import uuid
+import warnings
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from importlib import resources
@@ -410,6 +411,20 @@ def _check_label(df: pd.DataFrame, label: str, source: str) -> pd.Series:
     return pd.to_numeric(s).astype("int64")
 
 
+def parse_timestamps(values: pd.Series) -> pd.Series:
+    """A timestamp column as ingest, scoring and the stream checks read it: numbers and
+    datetimes as they are, text parsed as dates (format inferred, else value by value).
+
+    Raises:
+        ValueError / TypeError: text that does not parse as dates.
+    """
+    if _is_numeric(values) or pd.api.types.is_datetime64_any_dtype(values.dtype):
+        return values
+    with warnings.catch_warnings():  # "could not infer format": each value parsed alone
+        warnings.simplefilter("ignore", UserWarning)
+        return pd.to_datetime(values)
+
+
 def _check_timestamp(df: pd.DataFrame, ts: str, source: str) -> pd.Series:
     if ts not in df.columns:
         raise DataError(
@@ -417,14 +432,13 @@ def _check_timestamp(df: pd.DataFrame, ts: str, source: str) -> pd.Series:
             f"present: {_columns_text(df.columns)}"
         )
     s = df[ts]
-    if not (_is_numeric(s) or pd.api.types.is_datetime64_any_dtype(s.dtype)):
-        try:
-            s = pd.to_datetime(s)
-        except (ValueError, TypeError) as exc:
-            raise DataError(
-                f"timestamp column {ts!r} in {source} holds values that are not times "
-                f"(e.g. {_examples(s.dropna().unique(), 2)}): {exc}"
-            ) from exc
+    try:
+        s = parse_timestamps(s)
+    except (ValueError, TypeError) as exc:
+        raise DataError(
+            f"timestamp column {ts!r} in {source} holds values that are not times "
+            f"(e.g. {_examples(s.dropna().unique(), 2)}): {exc}"
+        ) from exc
     if s.isna().any():
         raise DataError(
             f"timestamp column {ts!r} in {source} has {int(s.isna().sum())} missing value(s)"

@@ -76,7 +76,6 @@ import shutil
 import socket
 import tempfile
 import time
-import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -90,7 +89,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from flows.config import Params, resolve
-from flows.steps.ingest import DataError, atomic_write_json, jsonable
+from flows.steps.ingest import DataError, atomic_write_json, jsonable, parse_timestamps
 from flows.steps.stream import SeriesCursor, SeriesOrderError, StreamContext
 
 if TYPE_CHECKING:
@@ -428,7 +427,7 @@ class Ledger:
          "quarantined": [{"batch", "sha256", "reason", "quarantined_to", "report", "at", ...}],
          "stream":      {"batch", "last_timestamp", "columns", "values", ...}}   (sequence models)
 
-    ``stream`` holds the last ``window - 1`` points of the newest scored batch of a time series:
+    ``stream`` holds the last ``context_rows`` points of the newest scored batch of a time series:
     the context of the next batch (:mod:`flows.steps.stream`). Entries of sequence batches also
     have ``context_from`` (the batch they continued, or null) and ``notes``.
 
@@ -516,7 +515,7 @@ class BatchScorer:
         prepare: optional cast of the feature frame before ``predict``
             (:func:`flows.registry.prepare_input` for a pyfunc).
         context_rows: for a sequence model, how many points before a batch it takes as context
-            (``window - 1``); ``predict(frame, params={"context_rows": k})`` then scores the last
+            (the detector's ``context_length``: ``window - 1`` + half the smoothing); ``predict(frame, params={"context_rows": k})`` then scores the last
             ``len(frame) - k`` rows of ``frame``. 0 for row-by-row models.
         timestamp_column: the column that orders a sequence model's series (None: row order).
     """
@@ -589,9 +588,7 @@ class BatchScorer:
             pd.api.types.is_numeric_dtype(column) or pd.api.types.is_datetime64_any_dtype(column)
         ):  # text (object or pandas' str dtype)
             try:
-                with warnings.catch_warnings():  # "could not infer format": parsed one by one
-                    warnings.simplefilter("ignore", UserWarning)
-                    parsed = pd.to_datetime(column)
+                parsed = parse_timestamps(column)
             except (ValueError, TypeError):
                 parsed = None
             if parsed is not None:

@@ -24,14 +24,13 @@ Rules (documented in README and tested):
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from flows.steps.ingest import DataError
+from flows.steps.ingest import DataError, parse_timestamps
 
 __all__ = ["SeriesCursor", "SeriesOrderError", "StreamContext", "timestamps_of"]
 
@@ -61,18 +60,17 @@ def timestamps_of(frame: pd.DataFrame, column: str) -> tuple[np.ndarray, str]:
     if values.isna().any():
         row = int(np.flatnonzero(values.isna().to_numpy())[0])
         raise SeriesOrderError(f"timestamp column {column!r} is empty at row {row}")
-    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
-        return values.to_numpy(dtype=np.float64), "number"
     try:
-        with warnings.catch_warnings():  # "could not infer format": each value parsed alone
-            warnings.simplefilter("ignore", UserWarning)
-            parsed = pd.to_datetime(values, utc=True)
+        parsed = parse_timestamps(values)
     except (ValueError, TypeError) as exc:
         raise SeriesOrderError(
             f"timestamp column {column!r} holds values that are neither numbers nor dates "
             f"(e.g. {values.iloc[0]!r}): {exc}"
         ) from exc
-    return parsed.to_numpy(dtype="datetime64[ns]").astype(np.int64) / 1e9, "datetime"
+    if not pd.api.types.is_datetime64_any_dtype(parsed.dtype):
+        return parsed.to_numpy(dtype=np.float64), "number"
+    utc = pd.to_datetime(parsed, utc=True)  # naive times are taken as UTC
+    return utc.to_numpy(dtype="datetime64[ns]").astype(np.int64) / 1e9, "datetime"
 
 
 def _show(t: float, kind: str) -> str:
