@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import fcntl
 import html
 import io
 import logging
@@ -56,7 +55,7 @@ import tempfile
 import time
 import uuid
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -71,8 +70,16 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from flows.config import ConfigError, Params, load_params, project_root, resolve
+from flows.scoring import retry_if_transient
 from flows.steps.ingest import atomic_write_json, feature_columns, jsonable, split_paths
-from flows.steps.score import GX_LOCK_FILE, Ledger, ScoringDirs, batch_kind, display_path
+from flows.steps.score import (
+    GX_LOCK_FILE,
+    Ledger,
+    ScoringDirs,
+    batch_kind,
+    display_path,
+    exclusive_lock,
+)
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -723,17 +730,6 @@ class DataDocs:
     """batch name -> (validations, failed validations, page relative to the report folder)"""
 
 
-@contextlib.contextmanager
-def _flock(path: Path) -> Iterator[None]:
-    """Blocking exclusive ``flock`` on ``path`` (released when the descriptor closes)."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
-
-
 def build_data_docs(
     params: Params, root: str | Path, day: date, batches: Sequence[BatchRow], out_dir: Path
 ) -> DataDocs:
@@ -781,7 +777,7 @@ def build_data_docs(
     lock = dirs.scored / GX_LOCK_FILE
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # GX's deprecation chatter about its own internals
-        with _flock(lock) if lock.parent.is_dir() else contextlib.nullcontext():
+        with exclusive_lock(lock) if lock.parent.is_dir() else contextlib.nullcontext():
             ctx = gx_context(context_dir)
             store = ctx.validation_results_store
             chosen: list[tuple[Any, Any, str]] = []  # (key, result, batch)
@@ -1322,7 +1318,7 @@ def _remove_leftovers(reports_dir: Path) -> None:
 def publish(staging: Path, final: Path) -> None:
     """Swap ``staging`` in as ``final`` (replacing a previous report of the day) by renames,
     under a lock so that two runs for the same day do not interleave."""
-    with _flock(final.parent / ".lock"):
+    with exclusive_lock(final.parent / ".lock"):
         old = None
         if final.exists():
             old = final.with_name(f".{final.name}.old-{uuid.uuid4().hex[:8]}")
@@ -1364,24 +1360,8 @@ def _data_docs(params: Params, root: Path, day: date, batches: list[BatchRow],
     return build_data_docs(params, root, day, batches, staging)
 
 
-def _transient(task: Any, task_run: Any, state: Any) -> bool:
-    from flows.registry import is_transient
-
-    try:
-        exc = state.result(raise_on_failure=False)
-    except Exception as err:
-        exc = err
-    seen: set[int] = set()
-    while isinstance(exc, BaseException) and id(exc) not in seen:
-        if is_transient(exc):
-            return True
-        seen.add(id(exc))
-        exc = exc.__cause__
-    return False
-
-
 @task(name="log-to-mlflow", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[2, 4],
-      retry_condition_fn=_transient)
+      retry_condition_fn=retry_if_transient)
 def log_report(params: Params, root: Path, report: DataQualityReport) -> str:
     """One MLflow run in the pipeline's experiment, tagged ``pipeline.step=report`` and
     ``report.date``: the report's metrics and its folder as artifacts under ``report/``.

@@ -51,6 +51,7 @@ __all__ = [
     "load_model",
     "log_summary",
     "resolve_model",
+    "retry_if_transient",
     "scoring_flow",
     "scoring_suite",
 ]
@@ -88,7 +89,8 @@ def _is_transient(exc: BaseException | None) -> bool:
     return False
 
 
-def _retry_if_transient(task: Any, task_run: Any, state: Any) -> bool:
+def retry_if_transient(task: Any, task_run: Any, state: Any) -> bool:
+    """Prefect ``retry_condition_fn``: retry a failed task run only for a transient error."""
     exc = state.data if isinstance(state.data, BaseException) else None
     if exc is None:
         try:
@@ -102,7 +104,7 @@ def _with_retries(t: Any) -> Any:
     return t.with_options(
         retries=_retries(),
         retry_delay_seconds=exponential_backoff(backoff_factor=_retry_delay()),
-        retry_condition_fn=_retry_if_transient,
+        retry_condition_fn=retry_if_transient,
     )
 
 

@@ -339,7 +339,7 @@ class ScoringDirs:
 
 # ============================================================================ locks
 @contextlib.contextmanager
-def _exclusive(path: Path) -> Iterator[None]:
+def exclusive_lock(path: Path) -> Iterator[None]:
     """Blocking exclusive ``flock`` on ``path`` (created when missing)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -470,7 +470,7 @@ class Ledger:
     def locked(self) -> Iterator[_LedgerTxn]:
         """Hold the ledger lock; changes made through the transaction are saved on exit."""
         self.dir.mkdir(parents=True, exist_ok=True)
-        with _exclusive(self.lock_path):
+        with exclusive_lock(self.lock_path):
             txn = _LedgerTxn(self.read())
             yield txn
             if txn.changed:
@@ -1082,7 +1082,7 @@ def _validate_chunk(
         return None
 
     def with_gx() -> ValidationReport:
-        with _exclusive(dirs.scored / GX_LOCK_FILE):  # GX's file stores: not multi-process safe
+        with exclusive_lock(dirs.scored / GX_LOCK_FILE):  # GX's file stores: not multi-process safe
             report = validate_frame(
                 checked, suite, gx_context_dir(dirs.root), batch_name=gx_name, build_docs=False
             )
