@@ -824,12 +824,19 @@ class AnomalyDetector:
 
     # --------------------------------------------------------------------------- calibration
     def calibrate(
-        self, X_val: Any, y_val: Any = None, method: str = "quantile", **params: Any
+        self,
+        X_val: Any,
+        y_val: Any = None,
+        method: str = "quantile",
+        *,
+        context: Any = None,
+        **params: Any,
     ) -> ThresholdResult:
         """Set ``threshold_`` from scores of ``X_val`` (never seen in training).
 
         Sequence kind: ``X_val`` is a normal series (the threshold is set on its per-point
-        scores) and ``y_val``, if given, has one label per point.
+        scores) and ``y_val``, if given, has one label per point; ``context`` (the points just
+        before ``X_val``, e.g. the end of the training series) as for :meth:`score_samples`.
 
         ``method`` and ``params`` go to :func:`anomaly_models.thresholds.calibrate_threshold`
         (``quantile`` q, ``mean_std`` k, ``median_mad`` k, ``iqr`` k, ``best_f1`` with labels,
@@ -837,7 +844,7 @@ class AnomalyDetector:
         the normal rows only. Returns and stores the record as ``threshold_record_``.
         """
         self._require_fitted("calibrate")
-        scores = self.score_samples(X_val)
+        scores = self.score_samples(X_val, context=context)
         labels = None
         if y_val is not None:
             labels = np.asarray(y_val).reshape(-1)

@@ -145,18 +145,8 @@ def calibrate(params: Params, root: Path) -> CalibrateResult:
     y = split.y
     kwargs = threshold_kwargs(params)
     context = previous_points(params, root, "validation", detector)  # None: tabular kinds
-    scores = None
-    if detector.is_sequence:
-        scores = detector.score_samples(split.X, context=context)  # one score per point
     try:
-        if scores is None:
-            record = detector.calibrate(split.X, y, method=method, **kwargs)
-        else:
-            from anomaly_models.thresholds import calibrate_threshold
-
-            record = calibrate_threshold(scores, method=method, labels=y, **kwargs)
-            detector.threshold_ = float(record.threshold)
-            detector.threshold_record_ = record
+        record = detector.calibrate(split.X, y, method=method, context=context, **kwargs)
     except ValueError as exc:
         raise _config_error(
             params,
