@@ -755,9 +755,8 @@ class AnomalyDetector:
 
     # ------------------------------------------------------------------------------- scoring
     def _contributions(self, frame: pd.DataFrame) -> np.ndarray:
-        inputs = frame_to_inputs(frame, self.network_.preprocessing_model)
-        return np.asarray(
-            self.network_.predict(inputs, batch_size=_PREDICT_BATCH, verbose=0), dtype="float64"
+        return self.network_.contributions(
+            frame_to_inputs(frame, self.network_.preprocessing_model)
         )
 
     def feature_scores(self, X: Any, context: Any = None) -> np.ndarray:

@@ -7,7 +7,9 @@ ways, measured side by side in one run, on Shuttle-shaped rows.
 (a) bare Keras ``predict`` of the detector's network (batch 8192, inputs prepared beforehand);
 (b) the registered MLflow pyfunc's ``predict`` (``models:/NAME@champion``) on a DataFrame;
 (c) the scoring flow (``flows.scoring.scoring_flow``) from a Parquet file to its scored Parquet
-    file: alias resolution, GX validation of every chunk, scoring, writing, ledger.
+    file: alias resolution, GX validation of every chunk, scoring, writing, ledger; run in this
+    process the way ``anomaly score`` runs it (Prefect's temporary API,
+    :func:`flows.config.local_run_settings`).
 
 The rows are sampled with replacement from the Shuttle data shipped in the ``river`` package. The
 model is trained by ``anomaly train`` in a temporary project (default settings, ``--epochs`` epochs:
@@ -137,7 +139,7 @@ def main() -> None:
 
 
 def run(args: argparse.Namespace, work: Path) -> list[str]:
-    from flows.config import configure_environment, load_params
+    from flows.config import configure_environment, load_params, local_run_settings
 
     root = ROOT if args.use_repo else train_project(work, args.epochs)
     configure_environment(root)
@@ -198,8 +200,9 @@ def run(args: argparse.Namespace, work: Path) -> list[str]:
 
     small = work / "small.parquet"
     X.iloc[:5000].to_parquet(small, index=False)
-    flow_once("warmup", small)
-    runs = [flow_once(f"r{i}", master) for i in range(args.repeats)]
+    with local_run_settings():  # as `anomaly score` runs it
+        flow_once("warmup", small)
+        runs = [flow_once(f"r{i}", master) for i in range(args.repeats)]
     flow_s = statistics.median(s for s, _ in runs)
     timings = {k: statistics.median(t[k] for _, t in runs) for k in runs[0][1]}
 

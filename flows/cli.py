@@ -16,6 +16,7 @@ it quarantined a batch (the other batches were scored). ``ANOMALY_DEBUG=1`` show
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -23,7 +24,13 @@ import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
-from flows.config import ConfigError, configure_environment, load_params, project_root
+from flows.config import (
+    ConfigError,
+    configure_environment,
+    load_params,
+    local_run_settings,
+    project_root,
+)
 from flows.stages import STAGES
 
 EXIT_DATA = 1
@@ -214,7 +221,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     root = project_root()
     configure_environment(root)
     try:
-        return _run(args, root)
+        # the commands that run a Prefect flow in this process (serve hands runs to a server)
+        runs_flow = args.command in ("train", "score", "report")
+        with local_run_settings() if runs_flow else contextlib.nullcontext():
+            return _run(args, root)
     except ConfigError as err:
         what = "invalid option" if any(k.startswith("--") for k in err.keys) else "invalid settings"
         print(f"anomaly {args.command}: {what}\n{err}", file=sys.stderr)

@@ -15,10 +15,11 @@ changes. Nothing here touches the environment at import time; entry points call
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args, get_origin
 
@@ -53,6 +54,7 @@ __all__ = [
     "ValidateParams",
     "configure_environment",
     "load_params",
+    "local_run_settings",
     "project_root",
     "resolve",
 ]
@@ -376,6 +378,25 @@ def configure_environment(root: str | Path) -> None:
     }
     for name, value in defaults.items():
         os.environ.setdefault(name, value)
+
+
+@contextlib.contextmanager
+def local_run_settings() -> Iterator[None]:
+    """Prefect settings for flows run from this process (the CLI, the benchmarks).
+
+    Without a Prefect server (``PREFECT_API_URL`` unset) Prefect starts a temporary API that
+    lives exactly as long as this process, so flow-run heartbeats (every 180 s by default,
+    for a server to notice crashed runs) have no reader; yet stopping their thread makes every
+    run wait for up to a second. They are switched off for such runs. Against a server
+    (``anomaly serve``, or any ``PREFECT_API_URL``) nothing changes.
+    """
+    from prefect.settings import get_current_settings, temporary_settings
+
+    if get_current_settings().api.url:
+        yield
+        return
+    with temporary_settings(updates={"flows.heartbeat_frequency": None}):
+        yield
 
 
 # --------------------------------------------------------------------------- loading

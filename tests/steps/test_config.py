@@ -268,6 +268,22 @@ def test_configure_environment_sets_only_what_is_unset(tmp_path, monkeypatch) ->
         assert Path(os.environ[name]).is_relative_to(root)
 
 
+def test_local_runs_send_no_heartbeats_unless_a_server_can_read_them() -> None:
+    from prefect.settings import get_current_settings, temporary_settings
+
+    from flows.config import local_run_settings
+
+    with temporary_settings(updates={"api.url": None}):
+        default = get_current_settings().flows.heartbeat_frequency
+        assert default is not None  # Prefect's default (180 s): on
+        with local_run_settings():
+            assert get_current_settings().flows.heartbeat_frequency is None
+        assert get_current_settings().flows.heartbeat_frequency == default
+    with temporary_settings(updates={"api.url": "http://127.0.0.1:4200/api"}):
+        with local_run_settings():
+            assert get_current_settings().flows.heartbeat_frequency == default
+
+
 def test_importing_config_does_not_touch_the_environment() -> None:
     import subprocess
     import sys

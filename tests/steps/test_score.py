@@ -169,6 +169,37 @@ def test_a_bad_chunk_quarantines_the_whole_batch_and_writes_nothing(tmp_path, mo
     assert steps.Ledger(tmp_path / "scored").read()["batches"] == {}
 
 
+@pytest.mark.slow
+def test_gx_rejecting_the_first_chunk_after_the_batch_was_scored_writes_nothing(
+    tmp_path, model, monkeypatch
+):
+    """The first chunk's GX validation runs in the background while the rest of the batch is
+    scored and written. If GX rejects it when the quick check had passed it (they agree by
+    design, so the quick check is forced to pass here: a fault that cannot be made for real),
+    the batch is quarantined and the partly written file is deleted."""
+    from flows.steps import validate
+
+    detector, suite, _ = model
+    monkeypatch.setattr(validate, "quick_check", lambda frame, suite: True)
+    params = _params(tmp_path, chunk_rows=1000)
+    batch = _batch(4000, seed=5)
+    batch.loc[10:29, "a"] = 1e6  # 2 % of the first chunk far outside the training range
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    batch.to_parquet(incoming / "early.parquet", index=False)
+
+    result = steps.score_batch(incoming / "early.parquet", scorer=_scorer(detector), suite=suite,
+                               params=params, root=tmp_path)
+
+    assert result.status == "quarantined", result.reason
+    assert "column 'a'" in result.reason and "20 of 1000 rows outside" in result.reason
+    report = json.loads((tmp_path / "quarantine" / "early.parquet.report.json").read_text())
+    assert report["rows"] == [0, 999] and report["stage"] == "validate"
+    assert not list((tmp_path / "scored").glob("*.parquet"))
+    assert not list((tmp_path / "scored").glob("*.tmp"))
+    assert steps.Ledger(tmp_path / "scored").read()["batches"] == {}
+
+
 def test_rechunk_gives_full_chunks_and_merges_a_short_tail():
     def sizes(pieces, rows):
         tables = [pa.table({"x": np.arange(n)}) for n in pieces]

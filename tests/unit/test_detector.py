@@ -123,6 +123,27 @@ def test_save_load_round_trip_is_exact(calibrated, tmp_path):
     AnomalyDetector.load(loaded.save(tmp_path / "again.keras"))
 
 
+def test_sliced_inference_equals_keras_predict(calibrated, tmp_path):
+    """The compiled forward pass used for scoring gives predict's numbers whatever the slicing
+    (a last slice shorter than the others included), and a detector that has scored still
+    saves and loads (the cached graph is not part of the model)."""
+    from anomaly_models.preprocessing import frame_to_inputs
+
+    X = normal_rows(1000, 16)
+    network = calibrated.network_
+    inputs = frame_to_inputs(X, network.preprocessing_model)
+    expected = network.predict(inputs, batch_size=256, verbose=0)
+    whole = network.contributions(inputs)
+    sliced = network.contributions(inputs, slice_rows=300)  # 300, 300, 300, 100
+    assert whole.shape == sliced.shape == (1000, 3) and whole.dtype == np.float64
+    # float32 arithmetic, blocked differently for different batch sizes: equal to ~1e-6
+    np.testing.assert_allclose(whole, expected, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(sliced, whole, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(calibrated.feature_scores(X), whole)
+    loaded = AnomalyDetector.load(calibrated.save(tmp_path / "scored.keras"))
+    np.testing.assert_array_equal(loaded.feature_scores(X), calibrated.feature_scores(X))
+
+
 def test_same_seed_same_model():
     X = normal_rows(300, 16)
     kwargs = {"hidden_dims": [8, 2], "epochs": 2, "batch_size": 64, "seed": 7}
