@@ -279,9 +279,11 @@ def test_local_runs_send_no_heartbeats_unless_a_server_can_read_them() -> None:
         with local_run_settings():
             assert get_current_settings().flows.heartbeat_frequency is None
         assert get_current_settings().flows.heartbeat_frequency == default
-    with temporary_settings(updates={"api.url": "http://127.0.0.1:4200/api"}):
-        with local_run_settings():
-            assert get_current_settings().flows.heartbeat_frequency == default
+    with (
+        temporary_settings(updates={"api.url": "http://127.0.0.1:4200/api"}),
+        local_run_settings(),
+    ):
+        assert get_current_settings().flows.heartbeat_frequency == default
 
 
 def test_importing_config_does_not_touch_the_environment() -> None:
