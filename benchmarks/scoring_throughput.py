@@ -7,7 +7,8 @@ ways, measured side by side in one run, on Shuttle-shaped rows.
 (a) bare Keras ``predict`` of the detector's network (batch 8192, inputs prepared beforehand);
 (b) the registered MLflow pyfunc's ``predict`` (``models:/NAME@champion``) on a DataFrame;
 (c) the scoring flow (``flows.scoring.scoring_flow``) from a Parquet file to its scored Parquet
-    file: alias resolution, GX validation of every chunk, scoring, writing, ledger; run in this
+    file: alias resolution, validation of every chunk (GX for the first, the quick check for the
+    others), scoring, writing, ledger, the MLflow run; run in this
     process the way ``anomaly score`` runs it (Prefect's temporary API,
     :func:`flows.config.local_run_settings`).
 
@@ -18,8 +19,9 @@ champion with ``--use-repo`` (scored files then go to a temporary folder, not to
 
 ``--big`` also scores a ``--big-rows`` (10,000,000) row Parquet file with ``anomaly score`` in a
 subprocess and reports its wall time and peak memory (``resource.getrusage`` of the child).
-Times are medians of ``--repeats`` runs after one warm-up. Prints a Markdown table; ``--write``
-puts it into BENCHMARKS.md (section ``scoring-speed``).
+Times are medians of ``--repeats`` rounds after one warm-up; a round runs (a), (b) and (c) one
+after the other, and the flow-over-bare ratio of each round is listed too. Prints a Markdown
+table; ``--write`` puts it into BENCHMARKS.md (section ``scoring-speed``).
 """
 
 from __future__ import annotations
@@ -100,15 +102,6 @@ def train_project(work: Path, epochs: int) -> Path:
     return root
 
 
-def median_time(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -174,12 +167,20 @@ def run(args: argparse.Namespace, work: Path) -> list[str]:
                              network.preprocessing_model)
     warm = {k: v[:8192] for k, v in inputs.items()}
     network.predict(warm, batch_size=8192, verbose=0)
-    bare_s = median_time(lambda: network.predict(inputs, batch_size=8192, verbose=0), args.repeats)
+
+    def bare_once() -> float:
+        started = time.perf_counter()
+        network.predict(inputs, batch_size=8192, verbose=0)
+        return time.perf_counter() - started
 
     # (b) the registered pyfunc on a DataFrame
     frame = registry.prepare_input(model, X)
     model.predict(frame.iloc[:8192])
-    pyfunc_s = median_time(lambda: model.predict(frame), args.repeats)
+
+    def pyfunc_once() -> float:
+        started = time.perf_counter()
+        model.predict(frame)
+        return time.perf_counter() - started
 
     # (c) the scoring flow, Parquet -> Parquet (one warm-up run starts Prefect's temporary API)
     master = work / "batch.parquet"
@@ -196,15 +197,24 @@ def run(args: argparse.Namespace, work: Path) -> list[str]:
         seconds = time.perf_counter() - started
         if [b.status for b in summary.batches] != ["scored"]:
             sys.exit(f"the flow did not score the batch: {summary.lines()}")
+        shutil.rmtree(scoring / f"scored-{tag}", ignore_errors=True)  # 80 MB per run
         return seconds, summary.batches[0].timings
 
     small = work / "small.parquet"
     X.iloc[:5000].to_parquet(small, index=False)
+    # The three paths are measured in rounds, one after the other, so that each round's ratio
+    # compares runs made under the same load (these machines are noisy over minutes).
+    bare, pyfunc, flow_runs = [], [], []
     with local_run_settings():  # as `anomaly score` runs it
         flow_once("warmup", small)
-        runs = [flow_once(f"r{i}", master) for i in range(args.repeats)]
-    flow_s = statistics.median(s for s, _ in runs)
-    timings = {k: statistics.median(t[k] for _, t in runs) for k in runs[0][1]}
+        for i in range(args.repeats):
+            bare.append(bare_once())
+            pyfunc.append(pyfunc_once())
+            flow_runs.append(flow_once(f"r{i}", master))
+    flows_s = [s for s, _ in flow_runs]
+    bare_s, pyfunc_s, flow_s = (statistics.median(v) for v in (bare, pyfunc, flows_s))
+    ratios = sorted(b / f for b, f in zip(bare, flows_s, strict=True))
+    timings = {k: statistics.median(t[k] for _, t in flow_runs) for k in flow_runs[0][1]}
 
     chunk = params.scoring.chunk_rows
     table = [
@@ -227,7 +237,13 @@ def run(args: argparse.Namespace, work: Path) -> list[str]:
         "",
         f"Model: {info.model_uri} ({'the repo registry' if args.use_repo else 'trained by `anomaly train` in a temporary project'}), "
         f"hidden_dims {list(detector.hidden_dims)}, {len(detector.feature_names_in_)} features. "
-        f"Medians of {args.repeats} runs after a warm-up; {os.cpu_count()} CPU cores, no GPU.",
+        f"Medians of {args.repeats} rounds (bare, pyfunc, flow, one after the other) after a "
+        f"warm-up; {os.cpu_count()} CPU cores, no GPU.",
+        "Flow throughput over bare predict, per round: "
+        + ", ".join(f"{r:.2f}x" for r in ratios)
+        + f" (median {statistics.median(ratios):.2f}x).",
+        "Flow seconds per round: " + ", ".join(f"{s:.2f}" for s in flows_s)
+        + "; bare predict: " + ", ".join(f"{s:.2f}" for s in bare) + ".",
         "Inside the flow (median seconds): "
         + ", ".join(f"{k} {v:.2f}" for k, v in timings.items())
         + "; the rest is Prefect, the registry and the ledger.",
