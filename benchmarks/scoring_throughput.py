@@ -1,10 +1,12 @@
 """Scoring speed (shared/BENCHMARK.md, "Speed"): rows per second of the same registered model three
-ways, measured side by side in one run, on Shuttle-shaped rows.
+ways (and a fourth for reference), measured side by side in one run, on Shuttle-shaped rows.
 
     python benchmarks/scoring_throughput.py [--rows 1000000] [--repeats 3] [--use-repo]
                                             [--big [--big-rows 10000000]] [--write]
 
 (a) bare Keras ``predict`` of the detector's network (batch 8192, inputs prepared beforehand);
+(a') the same network and inputs through ``FeatureScoreNetwork.contributions``, the compiled
+    forward pass the detector (hence the pyfunc and the flow) scores with: the ceiling of (b), (c);
 (b) the registered MLflow pyfunc's ``predict`` (``models:/NAME@champion``) on a DataFrame;
 (c) the scoring flow (``flows.scoring.scoring_flow``) from a Parquet file to its scored Parquet
     file: alias resolution, validation of every chunk (GX for the first, the quick check for the
@@ -19,7 +21,7 @@ champion with ``--use-repo`` (scored files then go to a temporary folder, not to
 
 ``--big`` also scores a ``--big-rows`` (10,000,000) row Parquet file with ``anomaly score`` in a
 subprocess and reports its wall time and peak memory (``resource.getrusage`` of the child).
-Times are medians of ``--repeats`` rounds after one warm-up; a round runs (a), (b) and (c) one
+Times are medians of ``--repeats`` rounds after one warm-up; a round runs (a), (a'), (b), (c) one
 after the other, and the flow-over-bare ratio of each round is listed too. Prints a Markdown
 table; ``--write`` puts it into BENCHMARKS.md (section ``scoring-speed``).
 """
@@ -173,6 +175,14 @@ def run(args: argparse.Namespace, work: Path) -> list[str]:
         network.predict(inputs, batch_size=8192, verbose=0)
         return time.perf_counter() - started
 
+    # (a') the same network through the compiled forward pass that scoring uses
+    network.contributions(warm)
+
+    def compiled_once() -> float:
+        started = time.perf_counter()
+        network.contributions(inputs)
+        return time.perf_counter() - started
+
     # (b) the registered pyfunc on a DataFrame
     frame = registry.prepare_input(model, X)
     model.predict(frame.iloc[:8192])
@@ -204,15 +214,18 @@ def run(args: argparse.Namespace, work: Path) -> list[str]:
     X.iloc[:5000].to_parquet(small, index=False)
     # The three paths are measured in rounds, one after the other, so that each round's ratio
     # compares runs made under the same load (these machines are noisy over minutes).
-    bare, pyfunc, flow_runs = [], [], []
+    bare, compiled, pyfunc, flow_runs = [], [], [], []
     with local_run_settings():  # as `anomaly score` runs it
         flow_once("warmup", small)
         for i in range(args.repeats):
             bare.append(bare_once())
+            compiled.append(compiled_once())
             pyfunc.append(pyfunc_once())
             flow_runs.append(flow_once(f"r{i}", master))
     flows_s = [s for s, _ in flow_runs]
-    bare_s, pyfunc_s, flow_s = (statistics.median(v) for v in (bare, pyfunc, flows_s))
+    bare_s, compiled_s, pyfunc_s, flow_s = (
+        statistics.median(v) for v in (bare, compiled, pyfunc, flows_s)
+    )
     ratios = sorted(b / f for b, f in zip(bare, flows_s, strict=True))
     timings = {k: statistics.median(t[k] for _, t in flow_runs) for k in flow_runs[0][1]}
 
@@ -229,6 +242,8 @@ def run(args: argparse.Namespace, work: Path) -> list[str]:
 
     bare_rate = n / bare_s
     table.append(row("bare Keras `predict` of the detector's network (batch 8192)", n, bare_s, None))
+    table.append(row("the same network's compiled forward pass (`FeatureScoreNetwork.contributions`, "
+                     "65,536-row slices: what the pyfunc and the flow run)", n, compiled_s, bare_rate))
     table.append(row("registered MLflow pyfunc `predict` (DataFrame in and out)", n, pyfunc_s,
                      bare_rate))
     table.append(row(f"scoring flow, Parquet -> Parquet (chunk_rows={chunk:,})", n, flow_s,
@@ -237,7 +252,7 @@ def run(args: argparse.Namespace, work: Path) -> list[str]:
         "",
         f"Model: {info.model_uri} ({'the repo registry' if args.use_repo else 'trained by `anomaly train` in a temporary project'}), "
         f"hidden_dims {list(detector.hidden_dims)}, {len(detector.feature_names_in_)} features. "
-        f"Medians of {args.repeats} rounds (bare, pyfunc, flow, one after the other) after a "
+        f"Medians of {args.repeats} rounds (the four, one after the other) after a "
         f"warm-up; {os.cpu_count()} CPU cores, no GPU.",
         "Flow throughput over bare predict, per round: "
         + ", ".join(f"{r:.2f}x" for r in ratios)
