@@ -44,6 +44,33 @@ def sensor_frame(n: int = 1200, seed: int = 0, anomaly_rate: float = 0.05) -> pd
     return df
 
 
+def sine_series(
+    n: int,
+    seed: int = 0,
+    anomaly: tuple[int, int] | None = None,
+    time_column: str = "timestamp",
+    label_column: str = "anomaly",
+) -> pd.DataFrame:
+    """Three noisy sines ``s0``-``s2`` at 1-minute timestamps; in ``anomaly`` = (start, stop)
+    points s0 freezes and s2 turns into a square wave (shape anomalies that stay inside the
+    normal range, so validation passes); the label column marks them."""
+    rng = np.random.default_rng(seed)
+    i = np.arange(n)
+    frame = pd.DataFrame({time_column: pd.date_range("2024-01-01", periods=n, freq="min")})
+    for k, (period, amplitude) in enumerate([(40, 1.0), (65, 2.0), (25, 0.5)]):
+        frame[f"s{k}"] = amplitude * np.sin(2 * np.pi * i / period + k) + rng.normal(
+            0, 0.05 * amplitude, n
+        )
+    label = np.zeros(n, dtype="int64")
+    if anomaly is not None:
+        a, b = anomaly
+        label[a:b] = 1
+        frame.loc[a : b - 1, "s0"] = 0.8
+        frame.loc[a : b - 1, "s2"] = 0.45 * np.sign(np.sin(np.arange(b - a) * 2.5))
+    frame[label_column] = label
+    return frame
+
+
 def make_project(root: Path, data: pd.DataFrame | None = None) -> Path:
     """A project folder: params.yaml, dvc.yaml, the default settings overridden by FAST."""
     root.mkdir(parents=True, exist_ok=True)

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.e2e.project import BIN, cli_env, make_project
+from tests.e2e.project import BIN, cli_env, make_project, sine_series
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -32,23 +32,8 @@ SEQUENCE = [
 
 
 def series(n: int = N_POINTS, seed: int = 0, anomaly: tuple[int, int] | None = ANOMALY) -> pd.DataFrame:
-    """Noisy sines at 1-minute timestamps; in ``anomaly`` s0 freezes and s2 becomes a square
-    wave (shape anomalies that stay inside the normal range, so validation passes)."""
-    rng = np.random.default_rng(seed)
-    i = np.arange(n)
-    frame = pd.DataFrame({"timestamp": pd.date_range("2024-01-01", periods=n, freq="min")})
-    for k, (period, amplitude) in enumerate([(40, 1.0), (65, 2.0), (25, 0.5)]):
-        frame[CHANNELS[k]] = amplitude * np.sin(2 * np.pi * i / period + k) + rng.normal(
-            0, 0.05 * amplitude, n
-        )
-    label = np.zeros(n, dtype="int64")
-    if anomaly is not None:
-        a, b = anomaly
-        label[a:b] = 1
-        frame.loc[a : b - 1, "s0"] = 0.8
-        frame.loc[a : b - 1, "s2"] = 0.45 * np.sign(np.sin(np.arange(b - a) * 2.5))
-    frame["anomaly"] = label
-    return frame
+    """The e2e series: noisy sines with a shape anomaly in the test split (label ``anomaly``)."""
+    return sine_series(n, seed, anomaly)
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,7 @@ import pytest
 
 from flows.config import ConfigError, Params, load_params
 from flows.steps.ingest import DataError, IngestResult, ingest
+from tests.e2e.project import sine_series
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 CHANNELS = ["s0", "s1", "s2"]
@@ -23,23 +24,9 @@ WINDOW = 8
 
 
 def series_frame(n: int = 600, seed: int = 0, anomaly: tuple[int, int] | None = None) -> pd.DataFrame:
-    """Three noisy sines at 1-minute timestamps; ``anomaly`` = (start, stop) points where s0 is
-    frozen and s2 turns into a square wave (shape anomalies inside the normal range), label y."""
-    rng = np.random.default_rng(seed)
-    i = np.arange(n)
-    frame = pd.DataFrame({"t": pd.date_range("2024-01-01", periods=n, freq="min")})
-    for k, (period, amplitude) in enumerate([(40, 1.0), (65, 2.0), (25, 0.5)]):
-        frame[f"s{k}"] = amplitude * np.sin(2 * np.pi * i / period + k) + rng.normal(
-            0, 0.05 * amplitude, n
-        )
-    y = np.zeros(n, dtype="int64")
-    if anomaly is not None:
-        a, b = anomaly
-        y[a:b] = 1
-        frame.loc[a : b - 1, "s0"] = 0.8
-        frame.loc[a : b - 1, "s2"] = 0.45 * np.sign(np.sin(np.arange(b - a) * 2.5))
-    frame["y"] = y
-    return frame
+    """Three noisy sines at 1-minute timestamps ``t``; ``anomaly`` = (start, stop) points of a
+    shape anomaly inside the normal range, label ``y``."""
+    return sine_series(n, seed, anomaly, time_column="t", label_column="y")
 
 
 def sequence_params(source: str = "data.csv", **dotted) -> Params:
