@@ -104,6 +104,13 @@ def train_project(work: Path, epochs: int) -> Path:
     return root
 
 
+def wall_seconds(fn) -> float:
+    """Wall time of one call of ``fn``."""
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -170,27 +177,12 @@ def run(args: argparse.Namespace, work: Path) -> list[str]:
     warm = {k: v[:8192] for k, v in inputs.items()}
     network.predict(warm, batch_size=8192, verbose=0)
 
-    def bare_once() -> float:
-        started = time.perf_counter()
-        network.predict(inputs, batch_size=8192, verbose=0)
-        return time.perf_counter() - started
-
     # (a') the same network through the compiled forward pass that scoring uses
     network.contributions(warm)
-
-    def compiled_once() -> float:
-        started = time.perf_counter()
-        network.contributions(inputs)
-        return time.perf_counter() - started
 
     # (b) the registered pyfunc on a DataFrame
     frame = registry.prepare_input(model, X)
     model.predict(frame.iloc[:8192])
-
-    def pyfunc_once() -> float:
-        started = time.perf_counter()
-        model.predict(frame)
-        return time.perf_counter() - started
 
     # (c) the scoring flow, Parquet -> Parquet (one warm-up run starts Prefect's temporary API)
     master = work / "batch.parquet"
@@ -218,9 +210,9 @@ def run(args: argparse.Namespace, work: Path) -> list[str]:
     with local_run_settings():  # as `anomaly score` runs it
         flow_once("warmup", small)
         for i in range(args.repeats):
-            bare.append(bare_once())
-            compiled.append(compiled_once())
-            pyfunc.append(pyfunc_once())
+            bare.append(wall_seconds(lambda: network.predict(inputs, batch_size=8192, verbose=0)))
+            compiled.append(wall_seconds(lambda: network.contributions(inputs)))
+            pyfunc.append(wall_seconds(lambda: model.predict(frame)))
             flow_runs.append(flow_once(f"r{i}", master))
     flows_s = [s for s, _ in flow_runs]
     bare_s, compiled_s, pyfunc_s, flow_s = (
