@@ -667,12 +667,35 @@ def gx_run_name(batch_name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.\-]+", "_", batch_name).strip("._") or "batch"
 
 
+#: ``(context folder, suite name)`` -> ``(suite JSON, context, validation definition)`` of the
+#: validations run without Data Docs (scoring): GX re-reads its config and looks the suite, the
+#: validation definition and the checkpoint up in its stores at every call, ~0.07 s of a
+#: ~0.4 s validation, while a scoring process validates batch after batch with one suite.
+_QUIET_DEFINITIONS: dict[tuple[str, str], tuple[dict[str, Any], Any, Any]] = {}
+RESULT_FORMATS = ("BOOLEAN_ONLY", "BASIC", "SUMMARY", "COMPLETE")
+
+
+def _quiet_definition(context_dir: Path, suite: Any, *, fresh: bool = False) -> tuple[Any, Any]:
+    """The context and the validation definition of ``suite``'s ``<suite>__no_docs`` checkpoint,
+    kept for the next call while the suite stays the same (``fresh``: look them up again)."""
+    key = (str(Path(context_dir).resolve()), suite.name)
+    wanted = _suite_dict(suite)
+    cached = None if fresh else _QUIET_DEFINITIONS.get(key)
+    if cached is not None and cached[0] == wanted:
+        return cached[1], cached[2]
+    ctx = gx_context(Path(context_dir))
+    definition = _checkpoint(ctx, suite, build_docs=False).validation_definitions[0]
+    _QUIET_DEFINITIONS[key] = (wanted, ctx, definition)
+    return ctx, definition
+
+
 def validate_frame(
     df: pd.DataFrame,
     suite: gx.ExpectationSuite,
     context_dir: Path,
     batch_name: str,
     build_docs: bool = True,
+    result_format: str = "SUMMARY",
 ) -> ValidationReport:
     """Validate ``df`` against ``suite`` in the GX file context at ``context_dir``.
 
@@ -680,22 +703,52 @@ def validate_frame(
     the suite describes model inputs, and scoring batches usually have no label. The result is
     stored in the context and its Data Docs site is updated. With ``build_docs=False`` the site
     is rebuilt only when the validation fails (rebuilding costs ~0.6 s and grows with the number
-    of stored results: too much for every chunk of a scoring run).
+    of stored results: too much for every batch of a scoring run), and the suite's validation
+    definition is run directly, looked up once per process.
+
+    ``result_format``: how much GX records per expectation (``SUMMARY``: counts, up to 20
+    unexpected values with their counts and row positions; ``BASIC``: counts and up to 20
+    unexpected values, ~25 % cheaper).
     """
     _gx()
     from great_expectations.core.run_identifier import RunIdentifier
+    from great_expectations.data_context.types.resource_identifiers import (
+        ExpectationSuiteIdentifier,
+        ValidationResultIdentifier,
+    )
 
+    if result_format not in RESULT_FORMATS:
+        raise ValueError(f"result_format must be one of {RESULT_FORMATS}, got {result_format!r}")
     label = (suite.meta or {}).get("label_column")
     frame = df.drop(columns=[label]) if label is not None and label in df.columns else df
-    ctx = gx_context(Path(context_dir))
-    checkpoint = _checkpoint(ctx, suite, build_docs=build_docs)
+    run_id = RunIdentifier(run_name=gx_run_name(batch_name))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # GX's deprecation chatter about its own internals
-        result = checkpoint.run(
-            batch_parameters={"dataframe": frame},
-            run_id=RunIdentifier(run_name=gx_run_name(batch_name)),
-        )
-    (vri, vr), *_ = result.run_results.items()
+        if build_docs:
+            ctx = gx_context(Path(context_dir))
+            checkpoint = _checkpoint(ctx, suite, build_docs=True)
+            checkpoint.result_format = {"result_format": result_format}
+            result = checkpoint.run(batch_parameters={"dataframe": frame}, run_id=run_id)
+            (vri, vr), *_ = result.run_results.items()
+        else:
+            for fresh in (False, True):  # a kept definition the stores no longer hold: again
+                ctx, definition = _quiet_definition(Path(context_dir), suite, fresh=fresh)
+                try:
+                    vr = definition.run(
+                        batch_parameters={"dataframe": frame},
+                        result_format={"result_format": result_format},
+                        run_id=run_id,
+                    )
+                    break
+                except Exception:
+                    _QUIET_DEFINITIONS.pop((str(Path(context_dir).resolve()), suite.name), None)
+                    if fresh:
+                        raise
+            vri = ValidationResultIdentifier(
+                expectation_suite_identifier=ExpectationSuiteIdentifier(name=definition.suite.name),
+                run_id=vr.meta["run_id"],
+                batch_identifier=vr.batch_id,
+            )
 
     index = page = None
     try:

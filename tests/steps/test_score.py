@@ -105,7 +105,13 @@ def test_parquet_batch_is_scored_in_chunks_and_matches_unchunked_scores(tmp_path
     assert result.flagged == int(expected["is_anomaly"].sum())
     assert set(out["model_version"]) == {7} and set(out["model_alias"]) == {"champion"}
     assert out["scored_at"].dt.tz is not None and out["scored_at"].nunique() == 1
-    assert pq.ParquetFile(tmp_path / "scored" / "big.parquet").metadata.num_row_groups == 8
+    meta = pq.ParquetFile(tmp_path / "scored" / "big.parquet").metadata
+    assert meta.num_row_groups == 8
+    encodings = {meta.schema.column(i).name: meta.row_group(0).column(i).encodings
+                 for i in range(meta.num_columns)}
+    floats = ["a", "b", "c", "anomaly_score", *contributions]
+    assert all("BYTE_STREAM_SPLIT" in encodings[c] for c in floats), encodings
+    assert not any("BYTE_STREAM_SPLIT" in encodings[c] for c in ("is_anomaly", "site"))
 
     # the ledger holds it; the input moved to incoming/_done; no temporary file is left
     ledger = steps.Ledger(tmp_path / "scored").read()

@@ -186,6 +186,53 @@ def test_without_docs_a_pass_builds_no_page_and_a_failure_does(batch, suite, tmp
     assert "quiet-fail" in str(failed.data_docs_page)  # pages are named after the run
 
 
+def _stored_runs(gx_dir: Path) -> list[str]:
+    """Run names of the validation results stored in the GX context at ``gx_dir``."""
+    from flows.steps.validate import gx_context
+
+    keys = gx_context(gx_dir).validation_results_store.list_keys()
+    return sorted(k.run_id.run_name for k in keys)
+
+
+def test_without_docs_each_call_is_stored_and_a_removed_gx_folder_is_recreated(
+    batch, suite, tmp_path
+) -> None:
+    import shutil
+
+    gx_dir = tmp_path / "gx"
+    for name in ("first", "second"):
+        assert validate_frame(batch, suite, gx_dir, name, build_docs=False).success
+    assert _stored_runs(gx_dir) == ["first", "second"]
+    # the definition looked up by the first call is kept for the next ones; a context whose
+    # folder was deleted meanwhile (a person cleaning up under a long-lived `anomaly serve`)
+    # is set up again rather than failing every later batch
+    shutil.rmtree(gx_dir)
+    bad = batch.copy()
+    bad.loc[5, "b"] = 1000.0
+    failed = validate_frame(bad, suite, gx_dir, "after-removal", build_docs=False)
+    assert not failed.success and failed.failed[0].startswith("column 'b': values between [")
+    assert _stored_runs(gx_dir) == ["after-removal"]
+    assert failed.data_docs_page is not None and failed.data_docs_page.is_file()
+
+
+def test_result_format_sets_how_much_gx_records(batch, suite, tmp_path) -> None:
+    bad = batch.copy()
+    bad.loc[5, "b"] = 1000.0
+    recorded = {}
+    for fmt in ("BASIC", "SUMMARY"):
+        report = validate_frame(bad, suite, tmp_path / "gx", fmt, build_docs=False,
+                                result_format=fmt)
+        (failure,) = [r for r in report.raw["results"] if not r["success"]]
+        recorded[fmt] = failure["result"]
+        assert report.failed == [report.failed[0]] and "1 of 100 rows outside" in report.failed[0]
+    assert recorded["BASIC"]["partial_unexpected_list"] == [1000.0]
+    assert "partial_unexpected_index_list" not in recorded["BASIC"]
+    assert recorded["SUMMARY"]["partial_unexpected_index_list"] == [5]
+    assert recorded["SUMMARY"]["partial_unexpected_counts"] == [{"value": 1000.0, "count": 1}]
+    with pytest.raises(ValueError, match=r"result_format must be one of .* got 'FULL'"):
+        validate_frame(batch, suite, tmp_path / "gx", "x", result_format="FULL")
+
+
 def test_out_of_range_value(batch, suite, gx_dir) -> None:
     batch.loc[5, "b"] = 1000.0
     report = check(batch, suite, gx_dir)
