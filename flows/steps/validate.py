@@ -572,8 +572,38 @@ _QUICK_KWARGS: dict[str, set[str]] = {
 _QUICK_FALSE_KWARGS = {"strict_min", "strict_max", "row_condition", "condition_parser"}
 
 
-def _quick_one(kind: str, kw: dict[str, Any], frame: pd.DataFrame) -> bool | None:
-    """One expectation: True = passes, False = fails, None = not decidable here."""
+@dataclass(frozen=True)
+class _Numbers:
+    """A numeric column as the quick check needs it, computed once for all its expectations.
+    ``values``: floats as float64 (bounds such as +-float64 max overflow in a float32 array: an
+    infinity would then compare equal to the bound and pass), integers as they are (numpy
+    compares them with float bounds like pandas does). ``low``/``high``: the smallest and
+    largest non-null value (None when there is none)."""
+
+    values: np.ndarray
+    nulls: int
+    low: float | None
+    high: float | None
+
+    @classmethod
+    def of(cls, series: pd.Series) -> _Numbers:
+        if series.dtype.kind == "f":
+            values = series.to_numpy(dtype=np.float64, copy=False)
+            nulls = int(np.isnan(values).sum())
+            if nulls == len(values):
+                return cls(values, nulls, None, None)
+            return cls(values, nulls, float(np.nanmin(values)), float(np.nanmax(values)))
+        values = series.to_numpy(copy=False)
+        if len(values) == 0:
+            return cls(values, 0, None, None)
+        return cls(values, 0, float(values.min()), float(values.max()))
+
+
+def _quick_one(
+    kind: str, kw: dict[str, Any], frame: pd.DataFrame, seen: dict[str, _Numbers]
+) -> bool | None:
+    """One expectation: True = passes, False = fails, None = not decidable here. ``seen``:
+    the numeric columns converted so far."""
     if kind == "expect_table_columns_to_match_set":
         wanted, present = set(kw["column_set"] or ()), set(frame.columns)
         return wanted == present if kw.get("exact_match", True) is not False else wanted <= present
@@ -583,21 +613,20 @@ def _quick_one(kind: str, kw: dict[str, Any], frame: pd.DataFrame) -> bool | Non
     column = kw.get("column")
     if column not in frame.columns:
         return False
-    values = frame[column]
-    if values.dtype.kind == "M":  # datetimes (a timestamp column): nulls and time order only
-        return _quick_datetime(kind, kw, values)
-    if values.dtype.kind not in "iuf":  # objects, strings, nullable dtypes: GX's own rules
+    dtype = frame[column].dtype
+    if dtype.kind == "M":  # datetimes (a timestamp column): nulls and time order only
+        return _quick_datetime(kind, kw, frame[column])
+    if dtype.kind not in "iuf":  # objects, strings, nullable dtypes: GX's own rules
         return None
-    if kind == "expect_column_values_to_be_increasing":
-        array = values.to_numpy(dtype=np.float64, copy=False)
-        return None if np.isnan(array).any() else _quick_increasing(np.diff(array), kw)
-    mostly = 1.0 if kw.get("mostly") is None else kw["mostly"]
     if kind == "expect_column_values_to_be_in_type_list":
-        return values.dtype.name in set(kw.get("type_list") or ())
-    # float64 for the comparisons: bounds such as +-float64 max overflow in a float32 array (an
-    # infinity would then compare equal to the bound and pass)
-    array = values.to_numpy(dtype=np.float64, copy=False)
-    nulls = int(np.isnan(array).sum())
+        return dtype.name in set(kw.get("type_list") or ())
+    numbers = seen.get(column)
+    if numbers is None:
+        numbers = seen[column] = _Numbers.of(frame[column])
+    array, nulls = numbers.values, numbers.nulls
+    if kind == "expect_column_values_to_be_increasing":
+        return None if nulls else _quick_increasing(np.diff(array), kw)
+    mostly = 1.0 if kw.get("mostly") is None else kw["mostly"]
     if kind == "expect_column_values_to_not_be_null":
         return len(array) == 0 or (len(array) - nulls) / len(array) >= mostly
     # expect_column_values_to_be_between: over the non-null values, like GX's map expectations
@@ -605,6 +634,11 @@ def _quick_one(kind: str, kw: dict[str, Any], frame: pd.DataFrame) -> bool | Non
     if nonnull == 0:
         return True  # vacuously, as in GX
     lo, hi = kw.get("min_value"), kw.get("max_value")
+    if any(b is not None and (isinstance(b, bool) or not isinstance(b, (int, float)))
+           for b in (lo, hi)):
+        return None  # dates, text...: GX's business
+    if (lo is None or numbers.low >= lo) and (hi is None or numbers.high <= hi):
+        return True  # every value inside (the usual case: no pass over the rows)
     with np.errstate(invalid="ignore"):
         outside = np.zeros(len(array), dtype=bool)
         if lo is not None:
@@ -647,6 +681,7 @@ def quick_check(df: pd.DataFrame, suite: gx.ExpectationSuite) -> bool | None:
     """
     label = (suite.meta or {}).get("label_column")
     frame = df.drop(columns=[label]) if label is not None and label in df.columns else df
+    seen: dict[str, _Numbers] = {}
     for expectation in suite.expectations:
         kind = expectation.expectation_type
         kw = dict(expectation.configuration.kwargs)
@@ -656,7 +691,7 @@ def quick_check(df: pd.DataFrame, suite: gx.ExpectationSuite) -> bool | None:
         flags = [kw.pop(k, None) for k in _QUICK_FALSE_KWARGS]
         if any(flags) or set(kw) - allowed or any(isinstance(v, dict) for v in kw.values()):
             return None  # conditions, strict bounds, suite parameters: GX's business
-        verdict = _quick_one(kind, kw, frame)
+        verdict = _quick_one(kind, kw, frame, seen)
         if verdict is not True:
             return verdict
     return True

@@ -421,6 +421,9 @@ def _variants(batch: pd.DataFrame, suite) -> dict[str, pd.DataFrame]:
     big = pd.concat([batch] * 20, ignore_index=True)  # 2,000 rows: mostly=0.999 allows 2
     v["2 far values in 2000 (within mostly)"] = big.assign(a=[1e6, 1e6, *big["a"][2:]])
     v["3 far values in 2000 (beyond mostly)"] = big.assign(a=[1e6] * 3 + list(big["a"][3:]))
+    v["3 far integers in 2000 (beyond mostly)"] = big.assign(c=[10**6] * 3 + list(big["c"][3:]))
+    v["2 far integers in 2000 (within mostly)"] = big.assign(c=[-(10**6)] * 2 + list(big["c"][2:]))
+    v["a column of NaN only"] = batch.assign(b=np.nan)
     return v
 
 
