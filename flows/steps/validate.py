@@ -634,8 +634,9 @@ def _quick_one(
     if nonnull == 0:
         return True  # vacuously, as in GX
     lo, hi = kw.get("min_value"), kw.get("max_value")
-    if any(b is not None and (isinstance(b, bool) or not isinstance(b, (int, float)))
-           for b in (lo, hi)):
+    if any(
+        b is not None and (isinstance(b, bool) or not isinstance(b, (int, float))) for b in (lo, hi)
+    ):
         return None  # dates, text...: GX's business
     if (lo is None or numbers.low >= lo) and (hi is None or numbers.high <= hi):
         return True  # every value inside (the usual case: no pass over the rows)
@@ -706,7 +707,9 @@ def gx_run_name(batch_name: str) -> str:
 #: validations run without Data Docs (scoring): GX re-reads its config and looks the suite, the
 #: validation definition and the checkpoint up in its stores at every call, ~0.07 s of a
 #: ~0.4 s validation, while a scoring process validates batch after batch with one suite.
+#: The most recent :data:`_QUIET_KEPT` are kept.
 _QUIET_DEFINITIONS: dict[tuple[str, str], tuple[dict[str, Any], Any, Any]] = {}
+_QUIET_KEPT = 4
 RESULT_FORMATS = ("BOOLEAN_ONLY", "BASIC", "SUMMARY", "COMPLETE")
 
 
@@ -720,7 +723,10 @@ def _quiet_definition(context_dir: Path, suite: Any, *, fresh: bool = False) -> 
         return cached[1], cached[2]
     ctx = gx_context(Path(context_dir))
     definition = _checkpoint(ctx, suite, build_docs=False).validation_definitions[0]
+    _QUIET_DEFINITIONS.pop(key, None)
     _QUIET_DEFINITIONS[key] = (wanted, ctx, definition)
+    while len(_QUIET_DEFINITIONS) > _QUIET_KEPT:  # the oldest first (insertion order)
+        _QUIET_DEFINITIONS.pop(next(iter(_QUIET_DEFINITIONS)))
     return ctx, definition
 
 
