@@ -703,31 +703,65 @@ def gx_run_name(batch_name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.\-]+", "_", batch_name).strip("._") or "batch"
 
 
-#: ``(context folder, suite name)`` -> ``(suite JSON, context, validation definition)`` of the
-#: validations run without Data Docs (scoring): GX re-reads its config and looks the suite, the
-#: validation definition and the checkpoint up in its stores at every call, ~0.07 s of a
-#: ~0.4 s validation, while a scoring process validates batch after batch with one suite.
-#: The most recent :data:`_QUIET_KEPT` are kept.
-_QUIET_DEFINITIONS: dict[tuple[str, str], tuple[dict[str, Any], Any, Any]] = {}
+@dataclass(frozen=True)
+class _QuietDefinition:
+    """What a validation without Data Docs needs, kept between calls: the suite it was looked
+    up for (the object, and its JSON), the GX context and the suite's validation definition."""
+
+    suite: Any
+    suite_json: dict[str, Any]
+    context: Any
+    definition: Any
+
+
+#: ``(context folder, suite name)`` -> the :class:`_QuietDefinition` of the validations run
+#: without Data Docs (scoring): GX re-reads its config and looks the suite, the validation
+#: definition and the checkpoint up in its stores at every call, ~0.07 s of a ~0.4 s
+#: validation, while a scoring process validates batch after batch with one suite. The most
+#: recent :data:`_QUIET_KEPT` are kept.
+_QUIET_DEFINITIONS: dict[tuple[str, str], _QuietDefinition] = {}
 _QUIET_KEPT = 4
 RESULT_FORMATS = ("BOOLEAN_ONLY", "BASIC", "SUMMARY", "COMPLETE")
 
 
-def _quiet_definition(context_dir: Path, suite: Any, *, fresh: bool = False) -> tuple[Any, Any]:
-    """The context and the validation definition of ``suite``'s ``<suite>__no_docs`` checkpoint,
-    kept for the next call while the suite stays the same (``fresh``: look them up again)."""
+def _run_quiet(
+    frame: pd.DataFrame, suite: Any, context_dir: Path, result_format: str, run_id: Any
+) -> tuple[Any, Any, Any]:
+    """Run the validation definition of ``suite``'s ``<suite>__no_docs`` checkpoint on ``frame``
+    (the result is stored in the context): ``(context, definition, result)``.
+
+    The context and definition are kept for the next call with the same suite: the same object
+    (a scoring run loads its suite once; suites are not changed after loading) or an equal one
+    (its JSON, ~15 ms to build, is compared only for another object). A kept definition that
+    fails to run (its stores changed or were deleted) is looked up again once."""
     key = (str(Path(context_dir).resolve()), suite.name)
-    wanted = _suite_dict(suite)
-    cached = None if fresh else _QUIET_DEFINITIONS.get(key)
-    if cached is not None and cached[0] == wanted:
-        return cached[1], cached[2]
+
+    def run(kept: _QuietDefinition) -> tuple[Any, Any, Any]:
+        try:
+            result = kept.definition.run(
+                batch_parameters={"dataframe": frame},
+                result_format={"result_format": result_format},
+                run_id=run_id,
+            )
+        except Exception:
+            _QUIET_DEFINITIONS.pop(key, None)
+            raise
+        return kept.context, kept.definition, result
+
+    kept = _QUIET_DEFINITIONS.get(key)
+    if kept is not None and (kept.suite is suite or kept.suite_json == _suite_dict(suite)):
+        try:
+            return run(kept)
+        except Exception:
+            pass  # looked up again below; a second failure is raised
     ctx = gx_context(Path(context_dir))
     definition = _checkpoint(ctx, suite, build_docs=False).validation_definitions[0]
+    kept = _QuietDefinition(suite, _suite_dict(suite), ctx, definition)
     _QUIET_DEFINITIONS.pop(key, None)
-    _QUIET_DEFINITIONS[key] = (wanted, ctx, definition)
+    _QUIET_DEFINITIONS[key] = kept
     while len(_QUIET_DEFINITIONS) > _QUIET_KEPT:  # the oldest first (insertion order)
         _QUIET_DEFINITIONS.pop(next(iter(_QUIET_DEFINITIONS)))
-    return ctx, definition
+    return run(kept)
 
 
 def validate_frame(
@@ -772,19 +806,7 @@ def validate_frame(
             result = checkpoint.run(batch_parameters={"dataframe": frame}, run_id=run_id)
             (vri, vr), *_ = result.run_results.items()
         else:
-            for fresh in (False, True):  # a kept definition the stores no longer hold: again
-                ctx, definition = _quiet_definition(Path(context_dir), suite, fresh=fresh)
-                try:
-                    vr = definition.run(
-                        batch_parameters={"dataframe": frame},
-                        result_format={"result_format": result_format},
-                        run_id=run_id,
-                    )
-                    break
-                except Exception:
-                    _QUIET_DEFINITIONS.pop((str(Path(context_dir).resolve()), suite.name), None)
-                    if fresh:
-                        raise
+            ctx, definition, vr = _run_quiet(frame, suite, context_dir, result_format, run_id)
             vri = ValidationResultIdentifier(
                 expectation_suite_identifier=ExpectationSuiteIdentifier(name=definition.suite.name),
                 run_id=vr.meta["run_id"],
