@@ -11,13 +11,18 @@ The contract follows scikit-learn and PyOD:
 * ``save(path)`` / ``AnomalyDetector.load(path)``: one ``.keras`` file (preprocessing, network,
   threshold and metadata inside) that reloads with ``safe_mode=True`` and gives identical scores.
 
-Fitted attributes end in ``_``. No I/O besides ``save``/``load``; no tracking calls.
+It is a scikit-learn estimator (``get_params`` / ``set_params``, ``sklearn.base.clone``; see
+:mod:`anomaly_models.estimator`) without importing scikit-learn. Fitted attributes end in ``_``.
+No I/O besides ``save``/``load``; no tracking calls.
 
-Kinds: ``"autoencoder"`` and ``"feature"`` score independent rows of a table;
-``"lstm_autoencoder"`` scores the points of an ordered multichannel series (see
-:class:`AnomalyDetector` and :class:`SequenceScoreNetwork`): the detector cuts sliding windows
-itself, scores them by LSTM reconstruction error and maps the errors back to one score per point,
-so every method above takes a series and returns one value per point.
+Kinds (the table: :mod:`anomaly_models.kinds`): ``"autoencoder"`` and ``"feature"`` score
+independent rows of a table; ``"lstm_autoencoder"`` scores the points of an ordered multichannel
+series (see :class:`AnomalyDetector` and :mod:`anomaly_models.sequence_scoring`): the detector
+cuts sliding windows itself, scores them by LSTM reconstruction error and maps the errors back
+to one score per point, so every method above takes a series and returns one value per point.
+The helpers live in :mod:`anomaly_models.inputs` (checking ``X``),
+:mod:`anomaly_models.detector_params` (checking the arguments) and
+:mod:`anomaly_models.training`.
 """
 
 from __future__ import annotations
@@ -25,7 +30,6 @@ from __future__ import annotations
 import math
 import os
 import time
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -34,113 +38,47 @@ import keras
 import numpy as np
 import pandas as pd
 
-from anomaly_models._checks import (
-    check_finite_matrix,
-    check_fraction,
-    check_positive_int,
-    check_positive_int_list,
+from anomaly_models.detector_params import (
+    POINT_AGGREGATIONS,
+    RESOLVED_PARAMS,
+    check_detector_params,
+    check_window,
+    resolve_smoothing,
 )
-from anomaly_models.layers.numerical_anomaly_detection import NumericalAnomalyDetection
-from anomaly_models.models.autoencoder import Autoencoder
-from anomaly_models.models.feature_score_network import FeatureScoreNetwork
-from anomaly_models.models.lstm_autoencoder_anomaly import LSTMAutoencoderAnomaly
-from anomaly_models.preprocessing import (
-    build_preprocessing_model,
-    frame_to_inputs,
-    is_numeric_column,
+from anomaly_models.estimator import BaseEstimator
+from anomaly_models.inputs import as_series, as_table
+from anomaly_models.kinds import KINDS, SEQUENCE_KINDS
+from anomaly_models.models.sequence_score_network import SequenceScoreNetwork
+from anomaly_models.persistence import read_detector, write_detector
+from anomaly_models.preprocessing import build_preprocessing_model, frame_to_inputs
+from anomaly_models.sequence_scoring import (
+    context_length,
+    errors_to_contributions,
+    point_errors,
+    scale_series,
 )
-from anomaly_models.sequences import moving_average
 from anomaly_models.thresholds import ThresholdResult, calibrate_threshold
+from anomaly_models.training import (
+    FittedNetwork,
+    fit_series_network,
+    fit_table_network,
+    score_quantiles,
+)
 
-KINDS = ("autoencoder", "feature", "lstm_autoencoder")
-SEQUENCE_KINDS = ("lstm_autoencoder",)
-POINT_AGGREGATIONS = ("mean", "max")
-_PREDICT_BATCH = 8192
-_WINDOW_CHUNK = 4096  # windows per forward pass when scoring a series (bounds memory)
-# Defaults of the arguments left as None, per family of kinds. Sequence: batch 32 and Adam 2e-3
-# as in benchmarks/ucr_sequence.py; with them, 30 epochs and the default window / scaling, this
-# kind scored UCR series 135 at point ROC-AUC 0.9996, PR-AUC 0.74, arg-max 4196 (seed 0).
-_DEFAULTS = {
-    "tabular": {"epochs": 30, "batch_size": 1024, "learning_rate": 3e-3},
-    "sequence": {"epochs": 30, "batch_size": 32, "learning_rate": 2e-3},
-}
-
-
-@keras.saving.register_keras_serializable(package="anomaly_models")
-class SequenceScoreNetwork(keras.Model):
-    """The network behind the ``"lstm_autoencoder"`` kind of :class:`AnomalyDetector`.
-
-    Holds what scoring a series needs, so one ``.keras`` file restores it:
-
-    * ``preprocessing_model``: raw channels -> scaled channels, applied to each point (the
-      preprocessing of the tabular kinds: median / IQR or mean / std, optional ``asinh``);
-    * ``autoencoder``: an :class:`~anomaly_models.models.LSTMAutoencoderAnomaly` over windows of
-      the scaled series; ``call(windows)`` returns its reconstruction
-      ``(batch, window, num_channels)``;
-    * ``channel_scale``: per channel, the mean squared reconstruction error on the training series
-      (set by the detector), so every channel weighs about 1 on normal data;
-    * ``detector_state``: JSON-serialisable state of the owning detector (saved in the config).
-
-    Cutting windows and mapping errors back to points is done by the detector, in NumPy.
-    """
-
-    def __init__(
-        self,
-        preprocessing_model: keras.Model,
-        autoencoder: LSTMAutoencoderAnomaly,
-        num_channels: int,
-        detector_state: dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(**kwargs)
-        if not isinstance(autoencoder, LSTMAutoencoderAnomaly):
-            raise ValueError(
-                f"`autoencoder` must be an LSTMAutoencoderAnomaly, received {type(autoencoder).__name__}"
-            )
-        self.preprocessing_model = preprocessing_model
-        self.autoencoder = autoencoder
-        self.num_channels = check_positive_int("num_channels", num_channels)
-        self.detector_state = dict(detector_state or {})
-        self.channel_scale = self.add_weight(
-            shape=(self.num_channels,), initializer="ones", trainable=False, name="channel_scale"
-        )
-
-    def call(self, inputs: Any, training: bool | None = None) -> Any:
-        return self.autoencoder(inputs, training=training)
-
-    def get_config(self) -> dict[str, Any]:
-        config = super().get_config()
-        config.update(
-            {
-                "preprocessing_model": keras.saving.serialize_keras_object(self.preprocessing_model),
-                "autoencoder": keras.saving.serialize_keras_object(self.autoencoder),
-                "num_channels": self.num_channels,
-                "detector_state": self.detector_state,
-            }
-        )
-        return config
-
-    @classmethod
-    def from_config(cls, config: dict[str, Any]) -> SequenceScoreNetwork:
-        config = dict(config)
-        config["preprocessing_model"] = keras.saving.deserialize_keras_object(
-            config["preprocessing_model"]
-        )
-        config["autoencoder"] = keras.saving.deserialize_keras_object(config["autoencoder"])
-        return cls(**config)
-
-
-def _check_non_negative_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise ValueError(f"`{name}` must be a non-negative integer, received {name}={value!r}")
-    return int(value)
-
+__all__ = [
+    "KINDS",
+    "POINT_AGGREGATIONS",
+    "SEQUENCE_KINDS",
+    "AnomalyDetector",
+    "NotFittedError",
+    "SequenceScoreNetwork",
+]
 
 class NotFittedError(RuntimeError):
     """Raised when a detector is used before ``fit`` (or ``calibrate``)."""
 
 
-class AnomalyDetector:
+class AnomalyDetector(BaseEstimator):
     """Detector of unusual rows in numerical tabular data, or of unusual points in an ordered
     multichannel series, built on Keras 3.
 
@@ -199,7 +137,29 @@ class AnomalyDetector:
         no meaningful score, impute or split the series there), or channels other than the
         fitted ones at scoring (names expected vs received; extra columns are not dropped
         silently, unlike the tabular kinds).
+
+    Fitted attributes (set by ``fit``; all of them saved by ``save`` and restored by ``load``):
+        network_: the Keras network (``FeatureScoreNetwork`` or ``SequenceScoreNetwork``).
+        feature_names_in_: ``(d,)`` object array of the fitted column (channel) names, str.
+        n_features_in_: ``d``, the number of features (channels).
+        history_: loss per epoch, ``{"loss": [...], "val_loss": [...]}``.
+        training_scores_: ``(n,)`` float64, the score of each row (point) of ``X``.
+        training_score_quantiles_: ``{"0.5": ..., "0.9": ..., "0.99": ..., "0.999": ...}`` of
+            ``training_scores_``.
+        fit_seconds_: wall time of ``fit`` in seconds.
+        epochs_ / batch_size_ / learning_rate_: the training arguments used, ``None`` resolved
+            to the kind's defaults (:data:`anomaly_models.kinds.DETECTOR_KINDS`).
+        smoothing_: the smoothing length in points used by scoring (``window // 4`` when
+            ``smoothing`` is None; used by the sequence kinds only).
+        threshold_ / threshold_record_: set by ``calibrate`` (None until then).
+
+    Parameters follow scikit-learn's rules: ``__init__`` stores each argument as given,
+    ``get_params`` / ``set_params`` read and change them (``sklearn.base.clone`` works), and
+    ``fit`` checks them (``resolve_params`` runs the same checks without fitting). A parameter
+    changed on a fitted detector takes effect at the next ``fit``.
     """
+
+    repr_always = ("kind",)
 
     def __init__(
         self,
@@ -223,55 +183,37 @@ class AnomalyDetector:
         lstm_units: int = 32,
         latent_dim: int = 16,
     ) -> None:
-        if kind not in KINDS:
-            raise ValueError(f"`kind` must be one of {list(KINDS)}, received kind={kind!r}")
+        # stored as given (scikit-learn's rule): checks and defaults wait for fit
         self.kind = kind
-        defaults = _DEFAULTS["sequence" if kind in SEQUENCE_KINDS else "tabular"]
-        epochs = defaults["epochs"] if epochs is None else epochs
-        batch_size = defaults["batch_size"] if batch_size is None else batch_size
-        learning_rate = defaults["learning_rate"] if learning_rate is None else learning_rate
-        self.hidden_dims = check_positive_int_list("hidden_dims", list(hidden_dims))
-        self.epochs = check_positive_int("epochs", epochs)
-        self.batch_size = check_positive_int("batch_size", batch_size)
-        self.learning_rate = check_fraction("learning_rate", learning_rate, low=1e-12, high=10.0)
-        self.validation_fraction = check_fraction(
-            "validation_fraction", validation_fraction, high=0.5
-        )
-        self.patience = check_positive_int("patience", patience)
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ValueError(f"`seed` must be a non-negative integer, received seed={seed!r}")
-        self.seed = int(seed)
-        self.reconstruction_weight = check_fraction("reconstruction_weight", reconstruction_weight)
-        self.distribution_weight = check_fraction("distribution_weight", distribution_weight)
-        if kind == "feature":  # let the layer reject an all-zero weighting now, not at fit
-            NumericalAnomalyDetection(
-                self.hidden_dims, self.reconstruction_weight, self.distribution_weight
-            )
-        if scaling not in ("standard", "robust"):
-            raise ValueError(f"`scaling` must be 'standard' or 'robust', received scaling={scaling!r}")
+        self.hidden_dims = hidden_dims
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.validation_fraction = validation_fraction
+        self.patience = patience
+        self.seed = seed
+        self.reconstruction_weight = reconstruction_weight
+        self.distribution_weight = distribution_weight
         self.scaling = scaling
-        self.tail_compression = bool(tail_compression)
-        self.verbose = int(verbose)
-        self.window = check_positive_int("window", window)
-        if self.window < 2:
-            raise ValueError(f"`window` must be at least 2 points, received window={window!r}")
-        self.stride = check_positive_int("stride", stride)
-        if self.stride > self.window:
-            raise ValueError(
-                f"`stride` must be at most window={self.window} (else training skips points), "
-                f"received stride={stride!r}"
-            )
-        if point_aggregation not in POINT_AGGREGATIONS:
-            raise ValueError(
-                f"`point_aggregation` must be one of {list(POINT_AGGREGATIONS)}, "
-                f"received point_aggregation={point_aggregation!r}"
-            )
+        self.tail_compression = tail_compression
+        self.verbose = verbose
+        self.window = window
+        self.stride = stride
         self.point_aggregation = point_aggregation
-        self.smoothing = (
-            self.window // 4 if smoothing is None else _check_non_negative_int("smoothing", smoothing)
-        )
-        self.lstm_units = check_positive_int("lstm_units", lstm_units)
-        self.latent_dim = check_positive_int("latent_dim", latent_dim)
+        self.smoothing = smoothing
+        self.lstm_units = lstm_units
+        self.latent_dim = latent_dim
+
+    # ------------------------------------------------------------------ parameters and state
+    def resolve_params(self) -> dict[str, Any]:
+        """Every constructor argument checked, with the ``None`` defaults filled in (what
+        ``fit`` uses); the arguments themselves are left as they are.
+
+        Raises:
+            ValueError: the first bad argument, the message showing its value; ``fit`` raises
+                the same.
+        """
+        return check_detector_params(self.get_params(deep=False))
 
     @property
     def is_sequence(self) -> bool:
@@ -284,50 +226,21 @@ class AnomalyDetector:
 
         ``window - 1`` (every window covering a point of ``X`` then lies inside context + ``X``)
         plus ``smoothing // 2`` (the look-back of the moving average); 0 for the tabular kinds.
+        Before ``fit`` it is computed from the (checked) ``window`` and ``smoothing``.
         """
         if not self.is_sequence:
             return 0
-        return self.window - 1 + (self.smoothing // 2 if self.smoothing > 1 else 0)
-
-    # ------------------------------------------------------------------ parameters and state
-    def get_params(self) -> dict[str, Any]:
-        """Constructor arguments (scikit-learn style); the sequence arguments (``window`` ...
-        ``latent_dim``) only for the sequence kind, which alone uses them."""
-        params = {
-            "kind": self.kind,
-            "hidden_dims": list(self.hidden_dims),
-            "epochs": self.epochs,
-            "batch_size": self.batch_size,
-            "learning_rate": self.learning_rate,
-            "validation_fraction": self.validation_fraction,
-            "patience": self.patience,
-            "seed": self.seed,
-            "reconstruction_weight": self.reconstruction_weight,
-            "distribution_weight": self.distribution_weight,
-            "scaling": self.scaling,
-            "tail_compression": self.tail_compression,
-            "verbose": self.verbose,
-        }
-        if self.is_sequence:
-            params.update(
-                {
-                    "window": self.window,
-                    "stride": self.stride,
-                    "point_aggregation": self.point_aggregation,
-                    "smoothing": self.smoothing,
-                    "lstm_units": self.lstm_units,
-                    "latent_dim": self.latent_dim,
-                }
-            )
-        return params
-
-    def __repr__(self) -> str:
-        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
-        return f"AnomalyDetector({args})"
+        if self.is_fitted:
+            return context_length(self.window, self.smoothing_)
+        window = check_window(self.window)
+        return context_length(window, resolve_smoothing(self.smoothing, window))
 
     @property
     def is_fitted(self) -> bool:
         return hasattr(self, "network_")
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return self.is_fitted
 
     @property
     def is_calibrated(self) -> bool:
@@ -344,189 +257,17 @@ class AnomalyDetector:
                 f"cannot {action}: no threshold yet; call calibrate(X_val) (or set_threshold) first"
             )
 
-    # ------------------------------------------------------------------------ input handling
-    def _as_frame(self, X: Any, *, fitting: bool) -> pd.DataFrame:
-        """Validate ``X`` and return it as a float DataFrame with the fitted column names."""
-        if isinstance(X, pd.DataFrame):
-            frame = X
-        else:
-            array = np.asarray(X)
-            if array.ndim == 1 and not fitting and self.n_features_in_ == 1:
-                array = array.reshape(-1, 1)
-            if array.ndim != 2:
-                raise ValueError(
-                    f"X must be 2-D (n_rows, n_features), received an array with shape {array.shape}"
-                )
-            names = (
-                [f"x{i}" for i in range(array.shape[1])] if fitting else list(self.feature_names_in_)
-            )
-            if not fitting and array.shape[1] != self.n_features_in_:
-                raise ValueError(
-                    f"X has {array.shape[1]} features, but this detector was fitted with "
-                    f"{self.n_features_in_} features {list(self.feature_names_in_)}"
-                )
-            frame = pd.DataFrame(array, columns=names)
-        if frame.shape[0] == 0:
-            raise ValueError(f"X is empty (shape {frame.shape}): need at least one row")
-        if fitting:
-            if frame.shape[1] == 0:
-                raise ValueError("X has no columns: need at least one numeric feature")
-            columns = [str(c) for c in frame.columns]
-            if len(set(columns)) != len(columns):
-                raise ValueError(f"X has duplicate column names: {columns}")
-        else:
-            columns = list(self.feature_names_in_)
-            present = {str(c) for c in frame.columns}
-            missing = [c for c in columns if c not in present]
-            if missing:
-                raise ValueError(
-                    f"X is missing feature column(s) {missing}; this detector was fitted on "
-                    f"{columns}"
-                )
-            frame = frame.rename(columns=str)[columns]
-        frame = frame.rename(columns=str)
-        non_numeric = [c for c in frame.columns if not is_numeric_column(frame[c])]
-        if non_numeric:
-            examples = {c: frame[c].iloc[0] for c in non_numeric[:3]}
-            raise ValueError(
-                f"X has non-numeric column(s) {non_numeric} (first values: {examples}); "
-                "AnomalyDetector takes numbers only"
-            )
-        values = frame.to_numpy(dtype="float64", na_value=np.nan)
-        check_finite_matrix(values, "X", list(frame.columns))
-        return frame.astype("float32")
-
-    def _as_series_frame(self, X: Any, *, fitting: bool, what: str = "X") -> pd.DataFrame:
-        """Validate an ordered series (sequence kind); a float64 DataFrame of the channels.
-
-        Columns come back in the fitted order (when not fitting); the index is kept.
-        """
-        if isinstance(X, pd.Series):
-            name = X.name
-            if name is None:  # unnamed: one channel, named like a 1-D array's
-                fitted_one = not fitting and self.n_features_in_ == 1
-                name = str(self.feature_names_in_[0]) if fitted_one else "x0"
-            X = X.to_frame(name=name)
-        if isinstance(X, pd.DataFrame):
-            frame = X.rename(columns=str)
-        else:
-            array = np.asarray(X)
-            if array.ndim == 1:
-                array = array.reshape(-1, 1)
-            if array.ndim != 2:
-                hint = (
-                    " (windows? pass the series itself: the detector cuts the windows)"
-                    if array.ndim == 3 else ""
-                )
-                raise ValueError(
-                    f"{what} must be an ordered series: a DataFrame (rows = time points, columns "
-                    "= channels), a 2-D array (n_points, n_channels) or a 1-D array (one "
-                    f"channel); received an array with shape {array.shape}{hint}"
-                )
-            if fitting:
-                names = [f"x{i}" for i in range(array.shape[1])]
-            else:
-                names = [str(c) for c in self.feature_names_in_]
-                if array.shape[1] != len(names):
-                    raise ValueError(
-                        f"{what} has {array.shape[1]} channel(s), but this detector was fitted "
-                        f"on {len(names)} channel(s) {names}"
-                    )
-            frame = pd.DataFrame(array, columns=names)
-        columns = list(frame.columns)
-        if fitting:
-            if not columns:
-                raise ValueError(f"{what} has no columns: need at least one numeric channel")
-            if len(set(columns)) != len(columns):
-                raise ValueError(f"{what} has duplicate column names: {columns}")
-        else:
-            expected = [str(c) for c in self.feature_names_in_]
-            if len(set(columns)) != len(columns) or set(columns) != set(expected):
-                missing = [c for c in expected if c not in columns]
-                extra = [c for c in columns if c not in expected]
-                raise ValueError(
-                    f"{what} has channel column(s) {columns}, but this detector was fitted on "
-                    f"{len(expected)} channel(s) {expected} (missing: {missing}, unexpected: "
-                    f"{extra}); a sequence detector scores exactly the fitted channels, select "
-                    "them first"
-                )
-            frame = frame[expected]
-        non_numeric = [c for c in frame.columns if not is_numeric_column(frame[c])]
-        if non_numeric:
-            examples = {c: frame[c].iloc[0] for c in non_numeric[:3]} if len(frame) else {}
-            raise ValueError(
-                f"{what} has non-numeric column(s) {non_numeric} (first values: {examples}); "
-                "AnomalyDetector takes numbers only"
-            )
-        index = frame.index
-        if isinstance(index, (pd.DatetimeIndex, pd.TimedeltaIndex, pd.PeriodIndex)) and not (
-            index.is_monotonic_increasing
-        ):
-            back = int(np.flatnonzero(np.diff(index.asi8) < 0)[0]) + 1 if len(index) > 1 else 0
-            raise ValueError(
-                f"{what} has a time index that is not increasing (it goes back at position "
-                f"{back}, {index[back]}): sort the rows by time first, windows need time order"
-            )
-        values = frame.to_numpy(dtype="float64", na_value=np.nan)
-        bad = ~np.isfinite(values)
-        if bad.any():
-            rows = np.flatnonzero(bad.any(axis=1))
-            bad_columns = [str(frame.columns[j]) for j in np.flatnonzero(bad.any(axis=0))]
-            labels = ""
-            if not (isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1):
-                labels = f" (index {[str(v) for v in index[rows[:5]]]})"
-            raise ValueError(
-                f"{what} contains {int(np.isnan(values).sum())} NaN and "
-                f"{int(np.isinf(values).sum())} infinite values in column(s) {bad_columns}, "
-                f"first at position(s) {rows[:5].tolist()}{labels}. A window with a missing "
-                "value has no meaningful score: impute the gap, or split the series there and "
-                "score the parts separately."
-            )
-        return pd.DataFrame(values, index=frame.index, columns=list(frame.columns))
+    def _fitted_names(self) -> list[str]:
+        return [str(c) for c in self.feature_names_in_]
 
     # -------------------------------------------------------------------------------- fitting
     def build_preprocessing(self, X: Any) -> keras.Model:
         """The preprocessing model ``fit`` would build for normal rows ``X`` (scaling per params)."""
-        frame = (
-            self._as_series_frame(X, fitting=True)
-            if self.is_sequence else self._as_frame(X, fitting=True)
-        )
+        params = self.resolve_params()
+        frame = as_series(X) if self.is_sequence else as_table(X)
         return build_preprocessing_model(
-            frame, scaling=self.scaling, tail_compression=self.tail_compression
+            frame, scaling=params["scaling"], tail_compression=params["tail_compression"]
         )
-
-    def _build_network(
-        self, train: pd.DataFrame, preprocessing: keras.Model | None
-    ) -> FeatureScoreNetwork:
-        if preprocessing is None:
-            preprocessing = build_preprocessing_model(
-                train, scaling=self.scaling, tail_compression=self.tail_compression
-            )
-        else:
-            expected = list(train.columns)
-            if list(preprocessing.input.keys()) != expected:
-                raise ValueError(
-                    f"the preprocessing model takes columns {list(preprocessing.input.keys())}, "
-                    f"but X has {expected}"
-                )
-        d = int(preprocessing.output.shape[-1])
-        if self.kind == "autoencoder":
-            core: keras.layers.Layer = Autoencoder(
-                input_dim=d,
-                encoding_dim=self.hidden_dims[0],
-                intermediate_dim=self.hidden_dims[-1],
-                name="autoencoder",
-            )
-        else:
-            core = NumericalAnomalyDetection(
-                hidden_dims=self.hidden_dims,
-                reconstruction_weight=self.reconstruction_weight,
-                distribution_weight=self.distribution_weight,
-                name="numerical_anomaly_detection",
-            )
-        network = FeatureScoreNetwork(preprocessing, core, num_features=d, name="anomaly_detector")
-        network(frame_to_inputs(train.iloc[:2], preprocessing))  # build every weight
-        return network
 
     def fit(
         self, X: Any, y: Any = None, preprocessing_model: keras.Model | None = None
@@ -536,228 +277,63 @@ class AnomalyDetector:
         For the sequence kind ``X`` is one normal ordered series (see the class docstring), at
         least ``window`` points long; ``training_scores_`` then holds one score per point.
 
+        The constructor arguments are checked first (``ValueError`` showing the bad value).
         Preprocessing (median imputation, scaling, tail compression) is fitted on ``X`` too,
         unless a ready ``preprocessing_model`` (from ``build_preprocessing``, numeric columns
-        only, inputs named like ``X``'s columns) is given. Sets
-        ``network_``, ``feature_names_in_``, ``n_features_in_``, ``history_`` (loss per epoch),
-        ``training_scores_`` (scores of ``X``), ``fit_seconds_``; clears any threshold.
+        only, inputs named like ``X``'s columns) is given. Sets the fitted attributes listed in
+        the class docstring; clears any threshold.
         """
-        if self.is_sequence:
-            return self._fit_sequence(X, preprocessing_model)
         started = time.perf_counter()
-        frame = self._as_frame(X, fitting=True)
-        keras.utils.set_random_seed(self.seed)
-        rng = np.random.default_rng(self.seed)
-        order = rng.permutation(len(frame))
-        n_holdout = int(round(self.validation_fraction * len(frame)))
-        if n_holdout and len(frame) - n_holdout < 2:
-            n_holdout = 0
-        holdout, train = frame.iloc[order[:n_holdout]], frame.iloc[order[n_holdout:]]
-        network = self._build_network(train, preprocessing_model)
-        network.compile(optimizer=keras.optimizers.Adam(self.learning_rate), loss=None)
-        history = self._train_network(
-            network,
-            frame_to_inputs(train, network.preprocessing_model),
-            None,
-            (frame_to_inputs(holdout, network.preprocessing_model),) if n_holdout else None,
-        )
-        # Each feature's contribution is scaled by its mean score on the training rows, so a
-        # feature that is hard to reconstruct everywhere does not drown the others.
-        raw = self._raw_feature_scores(network, frame)
-        scale = np.maximum(raw.mean(axis=0), 1e-12).astype("float32")
-        network.feature_scale.assign(scale)
-        self.network_ = network
+        params = self.resolve_params()
+        if self.is_sequence:
+            frame = as_series(X)
+            fitted = fit_series_network(frame, params, preprocessing_model)
+        else:
+            frame = as_table(X)
+            fitted = fit_table_network(frame, params, preprocessing_model)
+        return self._set_fitted(fitted, frame, params, started)
+
+    def _set_fitted(
+        self, fitted: FittedNetwork, frame: pd.DataFrame, params: dict[str, Any], started: float
+    ) -> AnomalyDetector:
+        self.network_ = fitted.network
         self.feature_names_in_ = np.asarray(frame.columns, dtype=object)
-        self.n_features_in_ = frame.shape[1]
-        self.history_ = history
+        self.n_features_in_ = int(frame.shape[1])
+        self.history_ = fitted.history
         self.threshold_: float | None = None
         self.threshold_record_: ThresholdResult | None = None
-        # the network's output is raw / (scale * d): no second pass over the training rows
-        self.training_scores_ = (raw / (scale.astype("float64") * raw.shape[1])).sum(axis=1)
-        self.training_score_quantiles_ = {
-            str(q): float(np.quantile(self.training_scores_, q)) for q in (0.5, 0.9, 0.99, 0.999)
-        }
+        self.training_scores_ = fitted.training_scores
+        self.training_score_quantiles_ = score_quantiles(self.training_scores_)
+        for name in RESOLVED_PARAMS:
+            setattr(self, f"{name}_", params[name])
         self.fit_seconds_ = time.perf_counter() - started
         return self
 
-    def _train_network(
-        self, network: keras.Model, x: Any, y: Any, holdout: tuple[Any, ...] | None
-    ) -> dict[str, list[float]]:
-        """``network.fit`` for ``epochs`` with early stopping on the loss of ``holdout`` (the
-        best weights restored) when there is one; returns the loss per epoch."""
-        callbacks = []
-        if holdout is not None:
-            callbacks.append(
-                keras.callbacks.EarlyStopping(
-                    monitor="val_loss", patience=self.patience, restore_best_weights=True
-                )
-            )
-        history = network.fit(
-            x,
-            y,
-            epochs=self.epochs,
-            batch_size=self.batch_size,
-            validation_data=holdout,
-            callbacks=callbacks,
-            shuffle=True,
-            verbose=self.verbose,
-        )
-        return {k: [float(v) for v in vals] for k, vals in history.history.items()}
-
-    @staticmethod
-    def _raw_feature_scores(network: FeatureScoreNetwork, frame: pd.DataFrame) -> np.ndarray:
-        inputs = frame_to_inputs(frame, network.preprocessing_model)
-        n = len(frame)
-        parts = []
-        for start in range(0, n, _PREDICT_BATCH):
-            batch = {k: v[start : start + _PREDICT_BATCH] for k, v in inputs.items()}
-            parts.append(keras.ops.convert_to_numpy(network.per_feature_scores(batch)))
-        return np.concatenate(parts)
-
-    # ----------------------------------------------------------------------- sequence fitting
-    def _fit_sequence(self, X: Any, preprocessing_model: keras.Model | None) -> AnomalyDetector:
-        started = time.perf_counter()
-        frame = self._as_series_frame(X, fitting=True)
-        if len(frame) < self.window:
-            raise ValueError(
-                f"X has {len(frame)} points, fewer than window={self.window}: no complete window "
-                f"fits. Fit on a series of at least {self.window} points (many windows more to "
-                "learn anything), or use a smaller window."
-            )
-        keras.utils.set_random_seed(self.seed)
-        if preprocessing_model is None:
-            preprocessing_model = build_preprocessing_model(
-                frame, scaling=self.scaling, tail_compression=self.tail_compression
-            )
-        elif list(preprocessing_model.input.keys()) != list(frame.columns):
-            raise ValueError(
-                f"the preprocessing model takes columns {list(preprocessing_model.input.keys())}, "
-                f"but X has {list(frame.columns)}"
-            )
-        scaled = self._scale_series(preprocessing_model, frame)
-        n_channels = frame.shape[1]
-        if scaled.shape[1] != n_channels:
-            raise ValueError(
-                f"the preprocessing model gives {scaled.shape[1]} features for {n_channels} "
-                "channels; the sequence kind needs one scaled feature per channel"
-            )
-        windows = np.ascontiguousarray(self._window_view(scaled)[:: self.stride])
-        rng = np.random.default_rng(self.seed)
-        order = rng.permutation(len(windows))
-        n_holdout = int(round(self.validation_fraction * len(windows)))
-        if n_holdout and len(windows) - n_holdout < 2:
-            n_holdout = 0
-        holdout, train = windows[order[:n_holdout]], windows[order[n_holdout:]]
-        network = SequenceScoreNetwork(
-            preprocessing_model,
-            LSTMAutoencoderAnomaly(
-                latent_dim=self.latent_dim,
-                lstm_units=self.lstm_units,
-                n_features=n_channels,
-                n_repeats=self.window,
-                name="lstm_autoencoder",
-            ),
-            num_channels=n_channels,
-            name="sequence_anomaly_detector",
-        )
-        network(train[:1])  # build every weight
-        network.compile(optimizer=keras.optimizers.Adam(self.learning_rate), loss="mse")
-        history = self._train_network(
-            network, train, train, (holdout, holdout) if n_holdout else None
-        )
-        # Each channel's error is scaled by its mean on the training series, as for the tabular
-        # kinds: a typical training point scores about 1 and no channel drowns the others.
-        raw = self._point_errors(network, scaled)
-        network.channel_scale.assign(np.maximum(raw.mean(axis=0), 1e-12).astype("float32"))
-        self.network_ = network
-        self.feature_names_in_ = np.asarray(frame.columns, dtype=object)
-        self.n_features_in_ = n_channels
-        self.history_ = history
-        self.threshold_ = None
-        self.threshold_record_ = None
-        self.training_scores_ = self._errors_to_contributions(network, raw).sum(axis=1)
-        self.training_score_quantiles_ = {
-            str(q): float(np.quantile(self.training_scores_, q)) for q in (0.5, 0.9, 0.99, 0.999)
-        }
-        self.fit_seconds_ = time.perf_counter() - started
-        return self
-
-    @staticmethod
-    def _scale_series(preprocessing: keras.Model, frame: pd.DataFrame) -> np.ndarray:
-        """The preprocessing applied to each point: ``(n, channels)`` float32."""
-        inputs = frame_to_inputs(frame, preprocessing)
-        parts = []
-        for start in range(0, len(frame), _PREDICT_BATCH):
-            batch = {k: v[start : start + _PREDICT_BATCH] for k, v in inputs.items()}
-            parts.append(keras.ops.convert_to_numpy(preprocessing(batch)))
-        return np.ascontiguousarray(np.concatenate(parts), dtype="float32")
-
-    def _window_view(self, scaled: np.ndarray) -> np.ndarray:
-        """Every window of ``scaled`` (stride 1), ``(n - window + 1, window, channels)``, a view."""
-        return np.lib.stride_tricks.sliding_window_view(scaled, self.window, axis=0).transpose(
-            0, 2, 1
-        )
-
-    def _point_errors(self, network: SequenceScoreNetwork, scaled: np.ndarray) -> np.ndarray:
-        """Squared reconstruction error of each point and channel, combined over the windows
-        (stride 1) covering the point by ``point_aggregation``: ``(n, channels)`` float64."""
-        n, window = len(scaled), self.window
-        view = self._window_view(scaled)
-        n_windows = len(view)
-        use_max = self.point_aggregation == "max"
-        out = np.full(scaled.shape, -np.inf) if use_max else np.zeros(scaled.shape)
-        for start in range(0, n_windows, _WINDOW_CHUNK):
-            windows = np.ascontiguousarray(view[start : start + _WINDOW_CHUNK])
-            reconstruction = network.predict(windows, batch_size=1024, verbose=0)
-            errors = np.square(windows.astype("float64") - np.asarray(reconstruction, "float64"))
-            starts = np.arange(start, start + len(windows))
-            for j in range(window):  # window starts are distinct: each index once per j
-                idx = starts + j
-                if use_max:
-                    out[idx] = np.maximum(out[idx], errors[:, j, :])
-                else:
-                    out[idx] += errors[:, j, :]
-        if not use_max:
-            points = np.arange(n)
-            count = np.minimum(points, n_windows - 1) - np.maximum(0, points - window + 1) + 1
-            out /= count[:, None]
-        return out
-
-    def _errors_to_contributions(
-        self, network: SequenceScoreNetwork, errors: np.ndarray
-    ) -> np.ndarray:
-        """Per-point errors -> contributions: divided by the channel scale and the number of
-        channels, then smoothed; rows sum to the score."""
-        scale = keras.ops.convert_to_numpy(network.channel_scale).astype("float64")
-        return moving_average(errors / (scale * errors.shape[1]), self.smoothing)
-
+    # ------------------------------------------------------------------------------- scoring
     def _sequence_contributions(self, X: Any, context: Any) -> np.ndarray:
-        frame = self._as_series_frame(X, fitting=False)
+        names = self._fitted_names()
+        window = int(self.window)
+        frame = as_series(X, names)
         if len(frame) == 0:
             raise ValueError(f"X is empty (shape {frame.shape}): need at least one point")
         n_context = 0
         if context is not None:
-            previous = self._as_series_frame(context, fitting=False, what="context")
+            previous = as_series(context, names, what="context")
             # points older than context_length change no score of X: leave them out
             previous = previous.iloc[max(0, len(previous) - self.context_length) :]
             n_context = len(previous)
             frame = pd.concat([previous, frame], ignore_index=True)
-        if len(frame) < self.window:
+        if len(frame) < window:
             with_context = f" (with {n_context} points of context)" if context is not None else ""
             raise ValueError(
                 f"X has {len(frame) - n_context} points{with_context}, fewer than "
-                f"window={self.window}: no complete window fits. Score at least {self.window} "
+                f"window={window}: no complete window fits. Score at least {window} "
                 "points at once, or pass the previous points as `context`."
             )
-        scaled = self._scale_series(self.network_.preprocessing_model, frame)
-        errors = self._point_errors(self.network_, scaled)
-        return self._errors_to_contributions(self.network_, errors)[n_context:]
-
-    # ------------------------------------------------------------------------------- scoring
-    def _contributions(self, frame: pd.DataFrame) -> np.ndarray:
-        return self.network_.contributions(
-            frame_to_inputs(frame, self.network_.preprocessing_model)
-        )
+        scaled = scale_series(self.network_.preprocessing_model, frame)
+        errors = point_errors(self.network_, scaled, window, self.point_aggregation)
+        contributions = errors_to_contributions(errors, self.network_.channel_scale, self.smoothing_)
+        return contributions[n_context:]
 
     def feature_scores(self, X: Any, context: Any = None) -> np.ndarray:
         """Per-feature contributions, ``(n, d)`` float64, >= 0; row sums = ``score_samples``.
@@ -773,7 +349,8 @@ class AnomalyDetector:
                 f"`context` is for the sequence kinds {list(SEQUENCE_KINDS)}; kind={self.kind!r} "
                 "scores each row on its own: leave context=None"
             )
-        return self._contributions(self._as_frame(X, fitting=False))
+        frame = as_table(X, self._fitted_names())
+        return self.network_.contributions(frame_to_inputs(frame, self.network_.preprocessing_model))
 
     def score_samples(self, X: Any, context: Any = None) -> np.ndarray:
         """Anomaly score per row, ``(n,)`` float64; higher = more anomalous.
@@ -865,53 +442,16 @@ class AnomalyDetector:
         self.threshold_ = value
         self.threshold_record_ = None
 
-    # ------------------------------------------------------------------------ persistence
-    def _state(self) -> dict[str, Any]:
-        return {
-            "params": self.get_params(),
-            "feature_names_in": [str(c) for c in self.feature_names_in_],
-            "threshold": self.threshold_,
-            "threshold_record": (
-                self.threshold_record_.to_dict() if self.threshold_record_ is not None else None
-            ),
-            "history": self.history_,
-            "fit_seconds": self.fit_seconds_,
-            "training_score_quantiles": self.training_score_quantiles_,
-        }
 
+    # ------------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write one ``.keras`` file with everything needed to score; returns its path."""
+        """Write one ``.keras`` file with everything needed to score (network, preprocessing,
+        threshold, every fitted attribute); returns its path. See :mod:`anomaly_models.persistence`."""
         self._require_fitted("save")
-        path = Path(path)
-        if path.suffix != ".keras":
-            raise ValueError(f"the file name must end in '.keras', received {str(path)!r}")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.network_.detector_state = self._state()
-        self.network_.save(path)
-        return path
+        return write_detector(self, path)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> AnomalyDetector:
-        """Load a detector written by ``save`` (``safe_mode=True``: no arbitrary code runs)."""
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"no detector file at {str(path)!r}")
-        with warnings.catch_warnings():
-            # the preprocessing model's dict keys are column names, its tensor names Keras-safe
-            warnings.filterwarnings("ignore", message="When providing `inputs` as a dict")
-            network = keras.models.load_model(path, safe_mode=True)
-        if not isinstance(network, (FeatureScoreNetwork, SequenceScoreNetwork)):
-            raise ValueError(f"{str(path)!r} holds a {type(network).__name__}, not an AnomalyDetector")
-        state = network.detector_state
-        detector = cls(**state["params"])
-        detector.network_ = network
-        detector.feature_names_in_ = np.asarray(state["feature_names_in"], dtype=object)
-        detector.n_features_in_ = len(state["feature_names_in"])
-        detector.history_ = state.get("history", {})
-        detector.fit_seconds_ = state.get("fit_seconds")
-        detector.threshold_ = state.get("threshold")
-        record = state.get("threshold_record")
-        detector.threshold_record_ = ThresholdResult.from_dict(record) if record else None
-        detector.training_scores_ = None  # not saved: only their quantiles are
-        detector.training_score_quantiles_ = state.get("training_score_quantiles", {})
-        return detector
+        """Load a detector written by ``save`` (``safe_mode=True``: no arbitrary code runs);
+        every fitted attribute is restored as it was saved."""
+        return read_detector(cls, path)

@@ -172,6 +172,32 @@ def frame_to_inputs(df: pd.DataFrame, model: keras.Model) -> dict[str, np.ndarra
     return out
 
 
+#: Rows per call of :func:`apply_in_batches`: bounds the memory of one eager forward pass.
+PREDICT_BATCH = 8192
+
+
+def apply_in_batches(
+    function: Any, inputs: dict[str, np.ndarray], batch_rows: int = PREDICT_BATCH
+) -> np.ndarray:
+    """``function(inputs)`` computed ``batch_rows`` rows at a time, as one NumPy array.
+
+    Args:
+        function: a Keras callable on the dict of ``(batch, 1)`` columns (e.g. a preprocessing
+            model, or ``FeatureScoreNetwork.per_feature_scores``).
+        inputs: the dict of columns, each ``(n, 1)`` (see :func:`frame_to_inputs`).
+        batch_rows: rows per call.
+
+    Returns:
+        The outputs of the calls, concatenated along the first axis: ``(n, ...)``.
+    """
+    n = len(next(iter(inputs.values())))
+    parts = []
+    for start in range(0, n, batch_rows):
+        batch = {k: v[start : start + batch_rows] for k, v in inputs.items()}
+        parts.append(keras.ops.convert_to_numpy(function(batch)))
+    return np.concatenate(parts)
+
+
 class DataAnalyzer:
     """Profile a DataFrame and build the matching Keras preprocessing model.
 

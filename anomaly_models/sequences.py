@@ -1,6 +1,6 @@
 """Windows over time series, and window scores back to point scores.
 
-Four functions, pure NumPy / pandas:
+Pure NumPy / pandas:
 
 * :func:`create_sequences` - fusionlab's ``create_sequences(df, sequence_length, target_col, ...)``
   as seed 004 uses it: overlapping windows of a DataFrame plus their targets (the window itself
@@ -8,6 +8,9 @@ Four functions, pure NumPy / pandas:
 * :func:`sliding_windows` - windows of a ``(n, c)`` array with a stride, ``(n_windows, window, c)``.
 * :func:`window_scores_to_points` - one score per point from scores of the windows covering it
   (maximum or mean), the mapping of the UCR sequence protocol.
+* :func:`aggregate_window_values` - the one window -> point aggregation behind it (and behind
+  the sequence kind of ``AnomalyDetector``): per-window, per-position values, optionally with
+  channels, streamed block by block of windows to bound memory.
 * :func:`moving_average` - a centred moving average of point scores (per channel), the smoothing
   that localizes anomalies best on the UCR series (``pandas``' ``rolling(center=True)``).
 
@@ -16,12 +19,13 @@ Window ``k`` always covers the points ``[k * stride, k * stride + window)``.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from anomaly_models._checks import check_positive_int
+from anomaly_models.checks import check_positive_int
 
 REDUCTIONS = ("max", "mean")
 
@@ -254,22 +258,93 @@ def window_scores_to_points(
             f"`window_scores` contains {int(np.isnan(scores).sum())} NaN values, first at window "
             f"{int(np.flatnonzero(np.isnan(scores).reshape(n_windows, -1).any(axis=1))[0])}"
         )
-    starts = np.arange(n_windows) * stride
-    count = np.zeros(n_points)
-    if reduce == "max":
-        out = np.full(n_points, -np.inf)
+    return aggregate_window_values([per_position], n_points, window, stride, reduce)
+
+
+def covering_window_counts(n_points: int, n_windows: int, window: int, stride: int = 1) -> np.ndarray:
+    """How many of the windows ``0 .. n_windows - 1`` cover each point, ``(n_points,)`` int64.
+
+    Window ``k`` covers the points ``[k * stride, k * stride + window)``, so point ``p`` lies in
+    the windows ``ceil((p - window + 1) / stride) .. floor(p / stride)`` that exist.
+    """
+    points = np.arange(n_points)
+    last = np.minimum(points // stride, n_windows - 1)
+    first = np.maximum(0, -((window - 1 - points) // stride))  # ceil((p - window + 1) / stride)
+    return np.maximum(0, last - first + 1)
+
+
+def aggregate_window_values(
+    chunks: Iterable[Any],
+    n_points: int,
+    window: int,
+    stride: int = 1,
+    reduce: str = "mean",
+) -> np.ndarray:
+    """One value per point from per-window, per-position values, streamed over window chunks.
+
+    The one window -> point aggregation of the library: :func:`window_scores_to_points` and the
+    sequence kind of ``AnomalyDetector`` both use it. Position ``j`` of window ``k`` is the point
+    ``k * stride + j``; each point gets the mean (``reduce="mean"``) or the maximum
+    (``reduce="max"``) of the values that its covering windows give to **that** point.
+
+    Args:
+        chunks: Consecutive blocks of windows, each an array ``(k, window, *channels)`` (the
+            first block holds windows ``0 .. k - 1``, the next one continues the numbering);
+            an iterator is consumed one block at a time, so only one block of windows needs to
+            be in memory (e.g. reconstruction errors computed block by block). Every block has
+            the same trailing ``channels`` shape (none for one value per position).
+        n_points: Length of the series, a positive integer.
+        window: Window length, a positive integer.
+        stride: Distance between window starts, a positive integer.
+        reduce: ``"mean"`` or ``"max"``.
+
+    Returns:
+        Float64 array ``(n_points, *channels)``; ``NaN`` where no window covers the point.
+
+    Raises:
+        ValueError: bad arguments, a block of the wrong shape, no block, or windows that run
+            past ``n_points``.
+    """
+    n_points = check_positive_int("n_points", n_points)
+    window = check_positive_int("window", window)
+    stride = check_positive_int("stride", stride)
+    if reduce not in REDUCTIONS:
+        raise ValueError(f"`reduce` must be one of {REDUCTIONS}, received reduce={reduce!r}")
+    use_max = reduce == "max"
+    out: np.ndarray | None = None
+    n_windows = 0
+    for chunk in chunks:
+        values = np.asarray(chunk, dtype=np.float64)
+        if values.ndim < 2 or values.shape[1] != window or (
+            out is not None and values.shape[2:] != out.shape[1:]
+        ):
+            expected = "(k, window, ...)" if out is None else f"(k, {window}, *{out.shape[1:]})"
+            raise ValueError(
+                f"each block of windows must have shape {expected} with window={window}, "
+                f"received shape {values.shape}"
+            )
+        if out is None:
+            out = np.full((n_points, *values.shape[2:]), -np.inf if use_max else 0.0)
+        starts = (n_windows + np.arange(len(values))) * stride
+        if len(values) and starts[-1] + window > n_points:
+            raise ValueError(
+                f"window {n_windows + len(values) - 1} ends at point {starts[-1] + window - 1}, "
+                f"past the end of the series of n_points={n_points}"
+            )
         for j in range(window):  # window starts are distinct, so each index appears once per j
             idx = starts + j
-            out[idx] = np.maximum(out[idx], per_position[:, j])
-            count[idx] += 1
-    else:
-        out = np.zeros(n_points)
-        for j in range(window):
-            idx = starts + j
-            out[idx] += per_position[:, j]
-            count[idx] += 1
+            if use_max:
+                out[idx] = np.maximum(out[idx], values[:, j])
+            else:
+                out[idx] += values[:, j]
+        n_windows += len(values)
+    if out is None or n_windows == 0:
+        raise ValueError("no window to aggregate: `chunks` holds no block with a window")
+    count = covering_window_counts(n_points, n_windows, window, stride)
+    count = count.reshape(-1, *([1] * (out.ndim - 1)))
+    if not use_max:
         np.divide(out, count, out=out, where=count > 0)
-    out[count == 0] = np.nan
+    out[np.broadcast_to(count == 0, out.shape)] = np.nan
     return out
 
 

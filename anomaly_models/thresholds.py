@@ -37,6 +37,11 @@ Which method to pick
     distribution to the tail and extrapolates to a very small target false-alarm rate (e.g.
     ``1e-3`` or ``1e-4``) that an empirical quantile cannot estimate from the data at hand.
 
+:data:`THRESHOLD_METHODS` is the one table of methods (:class:`ThresholdMethod`: the function, its
+parameters with their defaults, whether it needs labels, the false-alarm rate it aims at);
+:data:`METHODS` is the tuple of its names. Configuration should derive its choices and parameter
+keys from the table.
+
 :func:`calibrate_threshold` is the dispatcher used by the rest of the project. When it is given
 labels for a method other than ``best_f1``, the threshold is computed from the normal scores only,
 so anomalies in the validation split do not inflate it.
@@ -48,14 +53,17 @@ from __future__ import annotations
 
 import inspect
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
 
 __all__ = [
     "METHODS",
+    "THRESHOLD_METHODS",
+    "ThresholdMethod",
     "MAD_SCALE",
     "ThresholdResult",
     "quantile_threshold",
@@ -66,8 +74,6 @@ __all__ = [
     "pot_threshold",
     "calibrate_threshold",
 ]
-
-METHODS: tuple[str, ...] = ("quantile", "mean_std", "median_mad", "iqr", "best_f1", "pot")
 
 #: Consistency constant that makes the MAD an estimator of the standard deviation for
 #: Gaussian data (1 / Phi^-1(3/4)).
@@ -387,19 +393,100 @@ def pot_threshold(
 # Dispatcher
 # ---------------------------------------------------------------------------------------------
 
-_FUNCS: dict[str, Callable[..., ThresholdResult]] = {
-    "quantile": quantile_threshold,
-    "mean_std": mean_std_threshold,
-    "median_mad": median_mad_threshold,
-    "iqr": iqr_threshold,
-    "best_f1": best_f1_threshold,
-    "pot": pot_threshold,
+def _quantile_nominal_rate(q: Any) -> float:
+    # rounded so that e.g. q=0.99 gives 0.01, not 0.010000000000000009
+    return round(1.0 - _check_open_unit(q, "q"), 12)
+
+
+def _pot_nominal_rate(target_false_alarm_rate: Any, initial_quantile: Any) -> float:
+    return _check_open_unit(target_false_alarm_rate, "target_false_alarm_rate")
+
+
+@dataclass(frozen=True)
+class ThresholdMethod:
+    """One row of the table of threshold methods (:data:`THRESHOLD_METHODS`).
+
+    Attributes:
+        name: the ``method`` name given to :func:`calibrate_threshold` (one of :data:`METHODS`).
+        function: the method's function, ``function(scores, [labels,] **parameters)`` ->
+            :class:`ThresholdResult`.
+        parameters: the method's parameters and their default values, read from the
+            function's signature (``scores`` and ``labels`` left out), in signature order.
+        needs_labels: True when the method requires 0/1 labels (``best_f1``).
+        nominal_rate: ``nominal_rate(**parameters)`` -> the false-alarm rate the method aims
+            at, or None when it aims at none (see :meth:`nominal_false_alarm_rate`).
+    """
+
+    name: str
+    function: Callable[..., ThresholdResult]
+    parameters: Mapping[str, float] = field(default_factory=dict)
+    needs_labels: bool = False
+    nominal_rate: Callable[..., float] | None = None
+
+    @classmethod
+    def from_function(
+        cls,
+        name: str,
+        function: Callable[..., ThresholdResult],
+        nominal_rate: Callable[..., float] | None = None,
+    ) -> ThresholdMethod:
+        """The row of ``function``: parameters and ``needs_labels`` from its signature."""
+        signature = inspect.signature(function)
+        parameters = {
+            key: p.default
+            for key, p in signature.parameters.items()
+            if key not in ("scores", "labels")
+        }
+        return cls(
+            name=name,
+            function=function,
+            parameters=MappingProxyType(parameters),
+            needs_labels="labels" in signature.parameters,
+            nominal_rate=nominal_rate,
+        )
+
+    def check_parameters(self, params: Mapping[str, Any]) -> None:
+        """Raise ``ValueError`` naming any key of ``params`` that this method does not take."""
+        unknown = sorted(set(params) - set(self.parameters))
+        if unknown:
+            raise ValueError(
+                f"unknown parameter(s) {unknown} for threshold method {self.name!r}; "
+                f"accepted: {list(self.parameters) if self.parameters else 'none'}"
+            )
+
+    def nominal_false_alarm_rate(self, **params: Any) -> float | None:
+        """The false-alarm rate this method aims at with ``params`` (defaults for the others).
+
+        ``quantile``: ``1 - q`` (rounded to 12 decimals); ``pot``: ``target_false_alarm_rate``;
+        None for the methods that aim at no rate (``mean_std``, ``median_mad``, ``iqr``,
+        ``best_f1``). The rate actually measured on the calibration scores is
+        :attr:`ThresholdResult.false_alarm_rate`.
+
+        Raises:
+            ValueError: a parameter the method does not take, or a rate parameter out of (0, 1).
+        """
+        self.check_parameters(params)
+        if self.nominal_rate is None:
+            return None
+        return float(self.nominal_rate(**{**self.parameters, **params}))
+
+
+#: The one table of threshold methods, keyed by name: the dispatcher, the documentation and the
+#: pipeline's configuration (its ``threshold.method`` choices and parameter keys) derive from it.
+THRESHOLD_METHODS: dict[str, ThresholdMethod] = {
+    method.name: method
+    for method in (
+        ThresholdMethod.from_function("quantile", quantile_threshold, _quantile_nominal_rate),
+        ThresholdMethod.from_function("mean_std", mean_std_threshold),
+        ThresholdMethod.from_function("median_mad", median_mad_threshold),
+        ThresholdMethod.from_function("iqr", iqr_threshold),
+        ThresholdMethod.from_function("best_f1", best_f1_threshold),
+        ThresholdMethod.from_function("pot", pot_threshold, _pot_nominal_rate),
+    )
 }
 
-
-def _accepted_params(method: str) -> tuple[str, ...]:
-    sig = inspect.signature(_FUNCS[method])
-    return tuple(p for p in sig.parameters if p not in ("scores", "labels"))
+#: Names of the threshold methods, in table order.
+METHODS: tuple[str, ...] = tuple(THRESHOLD_METHODS)
 
 
 def calibrate_threshold(
@@ -409,7 +496,7 @@ def calibrate_threshold(
 
     Args:
         scores: 1-D anomaly scores of validation data (higher = more anomalous).
-        method: one of :data:`METHODS`.
+        method: one of :data:`METHODS` (the keys of :data:`THRESHOLD_METHODS`).
         labels: optional 0/1 labels (1 = anomaly). Required by ``best_f1``. For every other
             method the threshold is computed from the label-0 scores only, and
             ``false_alarm_rate``/``n_calibration`` refer to those.
@@ -420,22 +507,18 @@ def calibrate_threshold(
         ValueError: unknown method, unknown parameter, missing labels for ``best_f1``, or any
             invalid input.
     """
-    if method not in _FUNCS:
+    if method not in THRESHOLD_METHODS:
         raise ValueError(f"unknown threshold method {method!r}; expected one of {METHODS}")
-    accepted = _accepted_params(method)
-    unknown = sorted(set(params) - set(accepted))
-    if unknown:
-        raise ValueError(
-            f"unknown parameter(s) {unknown} for threshold method {method!r}; "
-            f"accepted: {list(accepted) if accepted else 'none'}"
-        )
-    func = _FUNCS[method]
-    if method == "best_f1":
+    row = THRESHOLD_METHODS[method]
+    row.check_parameters(params)
+    if row.needs_labels:
         if labels is None:
-            raise ValueError("threshold method 'best_f1' requires labels (0 = normal, 1 = anomaly)")
-        return func(scores, labels, **params)
+            raise ValueError(
+                f"threshold method {method!r} requires labels (0 = normal, 1 = anomaly)"
+            )
+        return row.function(scores, labels, **params)
     if labels is None:
-        return func(scores, **params)
+        return row.function(scores, **params)
     x = _check_scores(scores)
     y = _check_labels(labels, x.size)
     normal = x[y == 0]
@@ -444,4 +527,4 @@ def calibrate_threshold(
             f"labels mark all {x.size} scores as anomalies (1); threshold method {method!r} "
             "needs normal (0) scores to calibrate on"
         )
-    return func(normal, **params)
+    return row.function(normal, **params)

@@ -8,7 +8,7 @@ from typing import Any
 import keras
 from keras import ops
 
-from anomaly_models._checks import check_fraction, check_positive_int_list
+from anomaly_models.checks import check_fraction, check_positive_int_list
 
 
 @keras.saving.register_keras_serializable(package="anomaly_models")

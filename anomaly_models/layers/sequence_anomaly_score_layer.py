@@ -8,7 +8,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from anomaly_models._checks import check_fraction, check_positive_int_list
+from anomaly_models.checks import check_fraction, check_positive_int_list
 
 
 def _check_activation(name: str, value: Any) -> str:

@@ -8,7 +8,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from anomaly_models._checks import check_finite_float, check_positive_int
+from anomaly_models.checks import check_finite_float, check_positive_int
 
 _STD_FLOOR = 1e-12
 

@@ -8,6 +8,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from anomaly_models.checks import check_non_negative_int, check_positive_int
 from anomaly_models.layers.numerical_anomaly_detection import NumericalAnomalyDetection
 from anomaly_models.models.autoencoder import Autoencoder
 
@@ -31,6 +32,9 @@ class FeatureScoreNetwork(keras.Model):
         core: ``Autoencoder`` (without preprocessing) or ``NumericalAnomalyDetection``.
         num_features: ``d``, the width of the preprocessed features.
         detector_state: JSON-serialisable state of the owning detector (saved in the config).
+        num_training_scores: length of the non-trainable float64 weight ``training_scores``, the
+            detector's score of each training row (set by the detector); 0 (the value of files
+            written before this argument existed) creates no weight.
     """
 
     def __init__(
@@ -39,20 +43,39 @@ class FeatureScoreNetwork(keras.Model):
         core: keras.layers.Layer,
         num_features: int,
         detector_state: dict[str, Any] | None = None,
+        num_training_scores: int = 0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         if not isinstance(core, (Autoencoder, NumericalAnomalyDetection)):
             raise ValueError(
                 "`core` must be an Autoencoder or a NumericalAnomalyDetection layer, "
-                f"received {type(core).__name__}"
+                f"received core={core!r} ({type(core).__name__})"
+            )
+        if detector_state is not None and not isinstance(detector_state, dict):
+            raise ValueError(
+                f"`detector_state` must be a dict or None, received detector_state={detector_state!r}"
             )
         self.preprocessing_model = preprocessing_model
         self.core = core
-        self.num_features = int(num_features)
+        self.num_features = check_positive_int("num_features", num_features)
+        self.num_training_scores = check_non_negative_int("num_training_scores", num_training_scores)
         self.detector_state = dict(detector_state or {})
         self.feature_scale = self.add_weight(
             shape=(self.num_features,), initializer="ones", trainable=False, name="feature_scale"
+        )
+        # Created only when there is something to hold: files written without this weight have
+        # no variable for it, and the number of variables must match theirs to load.
+        self.training_scores = (
+            self.add_weight(
+                shape=(self.num_training_scores,),
+                initializer="zeros",
+                dtype="float64",
+                trainable=False,
+                name="training_scores",
+            )
+            if self.num_training_scores
+            else None
         )
 
     def per_feature_scores(self, inputs: Any, training: bool | None = None) -> Any:
@@ -119,6 +142,7 @@ class FeatureScoreNetwork(keras.Model):
                 "core": keras.saving.serialize_keras_object(self.core),
                 "num_features": self.num_features,
                 "detector_state": self.detector_state,
+                "num_training_scores": self.num_training_scores,
             }
         )
         return config

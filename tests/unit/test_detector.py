@@ -222,8 +222,14 @@ def test_one_dimensional_input_is_rejected():
     ],
 )
 def test_bad_constructor_arguments(kwargs, match):
+    # scikit-learn's rule: __init__ stores the arguments as given, fit checks them (same messages)
+    detector = AnomalyDetector(**kwargs)
+    assert all(getattr(detector, k) is v for k, v in kwargs.items())
     with pytest.raises(ValueError, match=match):
-        AnomalyDetector(**kwargs)
+        detector.fit(normal_rows(20, 0))
+    with pytest.raises(ValueError, match=match):
+        detector.resolve_params()
+    assert not detector.is_fitted
 
 
 def test_use_before_fit_and_before_calibrate():

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from anomaly_models import AnomalyDetector
-from anomaly_models.detector import SequenceScoreNetwork
+from anomaly_models.models import SequenceScoreNetwork
 from anomaly_models.preprocessing import frame_to_inputs
 from anomaly_models.sequences import moving_average, sliding_windows, window_scores_to_points
 
@@ -84,18 +84,23 @@ def test_fit_sets_sequence_attributes(detector):
     assert np.mean(detector.training_scores_) == pytest.approx(1.0, rel=0.05)
     params = detector.get_params()
     assert {k: params[k] for k in ("window", "stride", "point_aggregation", "smoothing")} == {
-        "window": WINDOW, "stride": 1, "point_aggregation": "mean", "smoothing": WINDOW // 4,
+        "window": WINDOW, "stride": 1, "point_aggregation": "mean", "smoothing": None,
     }
-    assert params["batch_size"] == 32 and params["learning_rate"] == 2e-3  # sequence defaults
+    assert detector.smoothing_ == WINDOW // 4  # None resolved at fit: window // 4
+    assert params["batch_size"] is None and params["learning_rate"] is None  # stored as given
+    assert detector.batch_size_ == 32 and detector.learning_rate_ == 2e-3  # sequence defaults
+    assert detector.epochs_ == 3
     assert detector.context_length == WINDOW - 1 + WINDOW // 8
 
 
 def test_get_params_round_trip(detector):
     params = detector.get_params()
     assert AnomalyDetector(**params).get_params() == params
-    # the tabular kinds keep their parameters and defaults exactly
-    tabular = AnomalyDetector().get_params()
-    assert "window" not in tabular and tabular["batch_size"] == 1024 and tabular["epochs"] == 30
+    # every kind has every parameter; the tabular kinds keep their defaults exactly
+    tabular = AnomalyDetector()
+    assert tabular.get_params()["window"] == 32 and tabular.get_params()["batch_size"] is None
+    resolved = tabular.resolve_params()
+    assert resolved["batch_size"] == 1024 and resolved["epochs"] == 30
 
 
 # ----------------------------------------------------------------------------------- scoring
@@ -311,8 +316,9 @@ def test_context_is_refused_by_the_tabular_kinds():
     ],
 )
 def test_bad_sequence_arguments(kwargs, match):
+    detector = AnomalyDetector(kind="lstm_autoencoder", **kwargs)  # stored as given
     with pytest.raises(ValueError, match=re.escape(match)):
-        AnomalyDetector(kind="lstm_autoencoder", **kwargs)
+        detector.fit(np.zeros(40))
 
 
 # ----------------------------------------------------------------------- the smoothing helper

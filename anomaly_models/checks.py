@@ -1,4 +1,4 @@
-"""Argument and input checks shared by the library's layers, models and detector.
+"""Argument and input checks shared by the library's layers, models and detector (public helpers).
 
 Every check raises ``ValueError`` (or ``TypeError``) with a message that names the argument
 and shows the value received, so a user sees what is wrong without reading a traceback.
@@ -17,6 +17,13 @@ def check_positive_int(name: str, value: Any) -> int:
     """Return ``value`` as int when it is a positive integer (bools rejected), else raise."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
         raise ValueError(f"`{name}` must be a positive integer, received {name}={value!r}")
+    return int(value)
+
+
+def check_non_negative_int(name: str, value: Any) -> int:
+    """Return ``value`` as int when it is an integer >= 0 (bools rejected), else raise."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ValueError(f"`{name}` must be a non-negative integer, received {name}={value!r}")
     return int(value)
 
 

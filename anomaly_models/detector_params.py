@@ -1,0 +1,140 @@
+"""The checks of ``AnomalyDetector``'s constructor arguments, and their kind-dependent defaults.
+
+``AnomalyDetector.__init__`` stores its arguments as given (scikit-learn's rule); ``fit`` (and
+``AnomalyDetector.resolve_params``) run :func:`check_detector_params`, which checks each one with
+a message that shows the received value, and fills in the arguments left as ``None``: ``epochs``,
+``batch_size`` and ``learning_rate`` from the kind's :class:`~anomaly_models.kinds.TrainingDefaults`,
+``smoothing`` as ``window // 4``.
+
+Imports NumPy and the standard library only (Keras only for the ``"feature"`` kind's weights).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from anomaly_models.checks import (
+    check_fraction,
+    check_non_negative_int,
+    check_positive_int,
+    check_positive_int_list,
+)
+from anomaly_models.kinds import get_kind
+
+__all__ = [
+    "POINT_AGGREGATIONS",
+    "RESOLVED_PARAMS",
+    "SCALINGS",
+    "check_detector_params",
+    "check_window",
+    "resolve_smoothing",
+]
+
+#: The arguments whose ``None`` is resolved by :func:`check_detector_params`; a fitted detector
+#: keeps the value it used as ``<name>_`` (``epochs_``, ``batch_size_``, ...).
+RESOLVED_PARAMS = ("epochs", "batch_size", "learning_rate", "smoothing")
+#: ``point_aggregation`` choices of the sequence kinds.
+POINT_AGGREGATIONS = ("mean", "max")
+#: ``scaling`` choices of the preprocessing.
+SCALINGS = ("standard", "robust")
+
+
+def check_window(window: Any) -> int:
+    """``window`` as int when it is an integer >= 2, else ``ValueError`` showing it."""
+    checked = check_positive_int("window", window)
+    if checked < 2:
+        raise ValueError(f"`window` must be at least 2 points, received window={window!r}")
+    return checked
+
+
+def resolve_smoothing(smoothing: Any, window: int) -> int:
+    """``smoothing`` as int (``window // 4`` when None), else ``ValueError`` showing it."""
+    if smoothing is None:
+        return window // 4
+    return check_non_negative_int("smoothing", smoothing)
+
+
+def _check_hidden_dims(hidden_dims: Any) -> list[int]:
+    try:
+        as_list = list(hidden_dims)
+    except TypeError:  # not iterable: let the check name the value
+        as_list = hidden_dims
+    return check_positive_int_list("hidden_dims", as_list)
+
+
+def _check_sequence_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    window = check_window(params["window"])
+    stride = check_positive_int("stride", params["stride"])
+    if stride > window:
+        raise ValueError(
+            f"`stride` must be at most window={window} (else training skips points), "
+            f"received stride={params['stride']!r}"
+        )
+    point_aggregation = params["point_aggregation"]
+    if point_aggregation not in POINT_AGGREGATIONS:
+        raise ValueError(
+            f"`point_aggregation` must be one of {list(POINT_AGGREGATIONS)}, "
+            f"received point_aggregation={point_aggregation!r}"
+        )
+    return {
+        "window": window,
+        "stride": stride,
+        "point_aggregation": point_aggregation,
+        "smoothing": resolve_smoothing(params["smoothing"], window),
+        "lstm_units": check_positive_int("lstm_units", params["lstm_units"]),
+        "latent_dim": check_positive_int("latent_dim", params["latent_dim"]),
+    }
+
+
+def check_detector_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Check ``AnomalyDetector``'s constructor arguments and fill in the ``None`` defaults.
+
+    Args:
+        params: every constructor argument (``AnomalyDetector.get_params()``).
+
+    Returns:
+        A new dict with the same keys: plain ``int`` / ``float`` / ``bool`` / ``str`` values,
+        ``hidden_dims`` as a list, and ``epochs`` / ``batch_size`` / ``learning_rate`` /
+        ``smoothing`` resolved (never None). Every argument is checked, whatever the kind.
+
+    Raises:
+        ValueError: the first bad argument, the message showing its value
+            (e.g. ``received epochs=0``).
+    """
+    kind = get_kind(params["kind"])
+    defaults = kind.defaults
+
+    def default(name: str) -> Any:
+        return getattr(defaults, name) if params[name] is None else params[name]
+
+    checked: dict[str, Any] = {"kind": kind.name}
+    checked["hidden_dims"] = _check_hidden_dims(params["hidden_dims"])
+    checked["epochs"] = check_positive_int("epochs", default("epochs"))
+    checked["batch_size"] = check_positive_int("batch_size", default("batch_size"))
+    checked["learning_rate"] = check_fraction(
+        "learning_rate", default("learning_rate"), low=1e-12, high=10.0
+    )
+    checked["validation_fraction"] = check_fraction(
+        "validation_fraction", params["validation_fraction"], high=0.5
+    )
+    checked["patience"] = check_positive_int("patience", params["patience"])
+    checked["seed"] = check_non_negative_int("seed", params["seed"])
+    for name in ("reconstruction_weight", "distribution_weight"):
+        checked[name] = check_fraction(name, params[name])
+    if kind.name == "feature":
+        # the layer owns the rule on its weights (not both 0): let it say so before training
+        from anomaly_models.layers.numerical_anomaly_detection import NumericalAnomalyDetection
+
+        NumericalAnomalyDetection(
+            checked["hidden_dims"], checked["reconstruction_weight"], checked["distribution_weight"]
+        )
+    if params["scaling"] not in SCALINGS:
+        raise ValueError(
+            f"`scaling` must be 'standard' or 'robust', received scaling={params['scaling']!r}"
+        )
+    checked["scaling"] = params["scaling"]
+    checked["tail_compression"] = bool(params["tail_compression"])
+    checked["verbose"] = int(params["verbose"])
+    checked.update(_check_sequence_params(params))
+    return checked

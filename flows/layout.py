@@ -1,0 +1,261 @@
+"""The one catalog of artifact paths: where every step reads and writes, and what DVC declares.
+
+Folders that ``params.yaml`` sets (``data.snapshot_dir``, ``data.split_dir``, the ``scoring``
+folders, ``report.reports_dir``) are resolved against the project root; every other artifact has a
+fixed place under the root. ``dvc.yaml`` declares the same paths for the default settings
+(:meth:`Layout.stage_files` is what a test compares it with)::
+
+    <snapshot_dir>/snapshot.parquet, snapshot.json      ingest: the source as read, its hash
+    <split_dir>/{train,validation,test}.parquet, split.json   ingest: the split
+    <snapshot_dir>/expectation_suite.json, validation_report.json   validate
+    gx/                                                 the Great Expectations project (Data Docs
+                                                        under gx/uncommitted/data_docs/local_site)
+    models/preprocessing.keras, preprocessing.json      preprocess
+    models/detector.keras, training_history.json        train (plots/loss.csv)
+    models/model.keras, threshold.json                  calibrate
+    metrics.json, plots/*                               evaluate
+    models/registration.json                            register
+    <snapshot_dir>/suites/<version>.json                scoring: each model version's GX suite
+    <incoming_dir>/, <incoming_dir>/_done/              scoring: new batches, scored inputs
+    <scored_dir>/<batch>.parquet, _ledger.json, _locks/ scoring: outputs and the ledger
+    <quarantine_dir>/                                   scoring: rejected batches + reports
+    <reports_dir>/<YYYY-MM-DD>/                         the data-quality report of a day
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from flows.io import display_path, resolve
+
+if TYPE_CHECKING:
+    from flows.config import Params
+
+__all__ = ["SPLIT_NAMES", "Layout", "ScoringDirs"]
+
+SPLIT_NAMES = ("train", "validation", "test")
+
+MODELS_DIR = "models"
+PLOTS_DIR = "plots"
+GX_DIR = "gx"
+DATA_DOCS_SITE = "local_site"
+
+# evaluate's plots: data for `dvc plots`, and pictures
+PLOT_DATA = ("roc.csv", "pr.csv", "scores.csv")
+PLOT_PNGS = ("score_histogram.png", "roc_curve.png", "pr_curve.png", "top_contributions.png")
+SEQUENCE_PLOT_PNGS = ("series_flagged.png", "reconstruction_error.png")
+
+# the scoring folders' own files (names starting with "_" are never taken for batches)
+LEDGER_FILE = "_ledger.json"
+LEDGER_LOCK_FILE = "_ledger.lock"
+GX_LOCK_FILE = "_gx.lock"
+LOCKS_DIR = "_locks"
+DONE_DIR = "_done"
+
+
+@dataclass(frozen=True)
+class ScoringDirs:
+    """The folders of ``params.scoring`` resolved against the project root (absolute)."""
+
+    root: Path
+    incoming: Path
+    scored: Path
+    quarantine: Path
+
+    @property
+    def done(self) -> Path:
+        """Inputs that were scored (or duplicates of a scored batch): kept, never deleted."""
+        return self.incoming / DONE_DIR
+
+    @property
+    def locks(self) -> Path:
+        """Per-batch claim locks ``<sha256>.lock``."""
+        return self.scored / LOCKS_DIR
+
+    @property
+    def ledger(self) -> Path:
+        return self.scored / LEDGER_FILE
+
+    @property
+    def ledger_lock(self) -> Path:
+        return self.scored / LEDGER_LOCK_FILE
+
+    @property
+    def gx_lock(self) -> Path:
+        """Serialises GX's file stores between processes (they are not multi-process safe)."""
+        return self.scored / GX_LOCK_FILE
+
+    def in_incoming(self, path: Path) -> bool:
+        """True for a file directly in the incoming folder (moved out when processed)."""
+        return Path(path).resolve().parent == self.incoming
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Every artifact path of a project (absolute), for one set of settings."""
+
+    root: Path
+    snapshot_dir: Path
+    split_dir: Path
+    scoring: ScoringDirs
+    reports_dir: Path
+
+    @classmethod
+    def of(cls, params: Params, root: str | Path) -> Layout:
+        root = Path(root).resolve()
+        s = params.scoring
+        return cls(
+            root=root,
+            snapshot_dir=resolve(root, params.data.snapshot_dir),
+            split_dir=resolve(root, params.data.split_dir),
+            scoring=ScoringDirs(
+                root=root,
+                incoming=resolve(root, s.incoming_dir).resolve(),
+                scored=resolve(root, s.scored_dir).resolve(),
+                quarantine=resolve(root, s.quarantine_dir).resolve(),
+            ),
+            reports_dir=resolve(root, params.report.reports_dir).resolve(),
+        )
+
+    def relative(self, path: str | Path | None) -> str | None:
+        """``path`` relative to the root when inside it (for metadata and messages)."""
+        return display_path(self.root, path)
+
+    # ------------------------------------------------------------------ ingest
+    @property
+    def snapshot(self) -> Path:
+        return self.snapshot_dir / "snapshot.parquet"
+
+    @property
+    def snapshot_meta(self) -> Path:
+        return self.snapshot_dir / "snapshot.json"
+
+    def split(self, name: str) -> Path:
+        """``<split_dir>/<name>.parquet`` for train | validation | test."""
+        if name not in SPLIT_NAMES:
+            raise ValueError(f"unknown split {name!r}; splits: {', '.join(SPLIT_NAMES)}")
+        return self.split_dir / f"{name}.parquet"
+
+    @property
+    def splits(self) -> dict[str, Path]:
+        return {name: self.split(name) for name in SPLIT_NAMES}
+
+    @property
+    def split_meta(self) -> Path:
+        return self.split_dir / "split.json"
+
+    # ------------------------------------------------------------------ validate
+    @property
+    def suite(self) -> Path:
+        return self.snapshot_dir / "expectation_suite.json"
+
+    @property
+    def validation_report(self) -> Path:
+        return self.snapshot_dir / "validation_report.json"
+
+    @property
+    def gx_dir(self) -> Path:
+        return self.root / GX_DIR
+
+    @property
+    def data_docs_site(self) -> Path:
+        return self.gx_dir / "uncommitted" / "data_docs" / DATA_DOCS_SITE
+
+    # ------------------------------------------------------------------ model steps
+    @property
+    def models_dir(self) -> Path:
+        return self.root / MODELS_DIR
+
+    @property
+    def plots_dir(self) -> Path:
+        return self.root / PLOTS_DIR
+
+    @property
+    def preprocessing_model(self) -> Path:
+        return self.models_dir / "preprocessing.keras"
+
+    @property
+    def preprocessing_meta(self) -> Path:
+        return self.models_dir / "preprocessing.json"
+
+    @property
+    def detector(self) -> Path:
+        """The fitted, uncalibrated detector (train)."""
+        return self.models_dir / "detector.keras"
+
+    @property
+    def history(self) -> Path:
+        return self.models_dir / "training_history.json"
+
+    @property
+    def loss_csv(self) -> Path:
+        return self.plots_dir / "loss.csv"
+
+    @property
+    def model(self) -> Path:
+        """The calibrated detector (calibrate): what evaluate scores and register packages."""
+        return self.models_dir / "model.keras"
+
+    @property
+    def threshold(self) -> Path:
+        return self.models_dir / "threshold.json"
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics.json"
+
+    def plot(self, name: str) -> Path:
+        return self.plots_dir / name
+
+    @property
+    def registration(self) -> Path:
+        return self.models_dir / "registration.json"
+
+    # ------------------------------------------------------------------ serving
+    def version_suite(self, version: int) -> Path:
+        """The cached GX suite of a registered model version."""
+        return self.snapshot_dir / "suites" / f"{int(version)}.json"
+
+    def report_dir(self, day: str) -> Path:
+        return self.reports_dir / day
+
+    # ------------------------------------------------------------------ DVC
+    def stage_files(self) -> dict[str, dict[str, list[str]]]:
+        """What each DVC stage reads (``deps``) and writes (``outs``: outs, metrics and plots),
+        relative to the root: ``dvc.yaml`` declares exactly these for the default settings."""
+        rel = self.relative
+        split_dir = rel(self.split_dir)
+        plots = [rel(self.plot(n)) for n in (*PLOT_DATA, *PLOT_PNGS, *SEQUENCE_PLOT_PNGS)]
+        files: dict[str, dict[str, list[str | None]]] = {
+            "ingest": {"deps": [], "outs": [rel(self.snapshot), rel(self.snapshot_meta), split_dir]},
+            "validate": {
+                "deps": [split_dir],
+                "outs": [rel(self.suite), rel(self.validation_report)],
+            },
+            "preprocess": {
+                "deps": [split_dir, rel(self.validation_report)],
+                "outs": [rel(self.preprocessing_model), rel(self.preprocessing_meta)],
+            },
+            "train": {
+                "deps": [split_dir, rel(self.preprocessing_model)],
+                "outs": [rel(self.detector), rel(self.history), rel(self.loss_csv)],
+            },
+            "calibrate": {
+                "deps": [split_dir, rel(self.detector)],
+                "outs": [rel(self.model), rel(self.threshold)],
+            },
+            "evaluate": {"deps": [split_dir, rel(self.model)], "outs": [rel(self.metrics), *plots]},
+            "register": {
+                "deps": [
+                    rel(self.model),
+                    rel(self.threshold),
+                    rel(self.metrics),
+                    rel(self.snapshot_meta),
+                    rel(self.suite),
+                ],
+                "outs": [rel(self.registration)],
+            },
+        }
+        return {stage: {k: [str(p) for p in v] for k, v in io.items()} for stage, io in files.items()}
