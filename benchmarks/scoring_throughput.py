@@ -12,7 +12,7 @@ ways (and a fourth for reference), measured side by side in one run, on Shuttle-
     file: alias resolution, validation of every chunk (GX for the first, the quick check for the
     others), scoring, writing, ledger, the MLflow run; run in this
     process the way ``anomaly score`` runs it (Prefect's temporary API,
-    :func:`flows.config.local_run_settings`).
+    :func:`flows.runtime.local_run_settings`).
 
 The rows are sampled with replacement from the Shuttle data shipped in the ``river`` package. The
 model is trained by ``anomaly train`` in a temporary project (default settings, ``--epochs`` epochs:
@@ -141,7 +141,8 @@ def main() -> None:
 
 
 def run(args: argparse.Namespace, work: Path) -> list[str]:
-    from flows.config import configure_environment, load_params, local_run_settings
+    from flows.config import configure_environment, load_params
+    from flows.runtime import local_run_settings
 
     root = ROOT if args.use_repo else train_project(work, args.epochs)
     configure_environment(root)
@@ -159,7 +160,7 @@ def run(args: argparse.Namespace, work: Path) -> list[str]:
     from flows import registry
     from flows.scoring import scoring_flow
 
-    model, info = registry.load_champion_pyfunc(params, root)
+    model, info = registry.load_champion_pyfunc(params.registry, params.retries, root, params.scoring.alias)
     print(f"model: {info.model_uri} (@{info.alias})", file=sys.stderr)
     detector = model.unwrap_python_model().detector  # the very detector the pyfunc runs
     if not isinstance(detector, AnomalyDetector):

@@ -24,13 +24,8 @@ import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
-from flows.config import (
-    ConfigError,
-    configure_environment,
-    load_params,
-    local_run_settings,
-    project_root,
-)
+from flows.config import ConfigError, configure_environment, load_params, project_root
+from flows.runtime import local_run_settings
 from flows.stages import STAGES
 
 EXIT_DATA = 1
@@ -171,7 +166,8 @@ def _run(args: argparse.Namespace, root: Path) -> int:
     if args.command == "score":
         return _score(args, params, root)
     if args.command == "report":
-        from flows.data_quality import data_quality_flow, parse_report_date
+        from flows.data_quality import data_quality_flow
+        from flows.steps.report import parse_report_date
 
         day = parse_report_date(args.date)  # a malformed date fails before Prefect starts
         result = data_quality_flow(date=day.isoformat(), params=params, root=str(root))
@@ -185,11 +181,11 @@ def _run(args: argparse.Namespace, root: Path) -> int:
     from flows import registry
 
     if args.command == "promote":
-        info = registry.promote(params, root, args.version, alias=args.alias)
+        info = registry.promote(params.registry, params.retries, root, args.version, alias=args.alias)
         print(f"alias '{args.alias}' of model '{params.registry.model_name}' now points at version {info.version}")
         return 0
     if args.command == "models":
-        rows = registry.list_versions(params, root)
+        rows = registry.list_versions(params.registry, params.retries, root)
         if args.json:
             print(json.dumps(rows, indent=2, default=str))
         else:

@@ -1,11 +1,20 @@
-"""The pipeline's error types for bad input (each names the problem and where it is).
-
-``ConfigError`` (bad settings) lives in :mod:`flows.config`, next to the loader that raises it.
-"""
+"""The pipeline's error types for bad input (each names the problem and where it is)."""
 
 from __future__ import annotations
 
-__all__ = ["DataError"]
+from collections.abc import Sequence
+from pathlib import Path
+
+__all__ = ["ConfigError", "DataError"]
+
+
+class ConfigError(ValueError):
+    """Invalid settings: the message names the dotted key(s) and the file."""
+
+    def __init__(self, message: str, *, path: Path | None = None, keys: Sequence[str] = ()):
+        super().__init__(message)
+        self.path = path
+        self.keys = list(keys)
 
 
 class DataError(ValueError):

@@ -19,7 +19,8 @@ fixed place under the root. ``dvc.yaml`` declares the same paths for the default
     <incoming_dir>/, <incoming_dir>/_done/              scoring: new batches, scored inputs
     <scored_dir>/<batch>.parquet, _ledger.json, _locks/ scoring: outputs and the ledger
     <quarantine_dir>/                                   scoring: rejected batches + reports
-    <reports_dir>/<YYYY-MM-DD>/                         the data-quality report of a day
+    <reports_dir>/<YYYY-MM-DD>/                         the data-quality report of a day:
+        report.html, report.json, plots/*.png, data_docs/   (:class:`ReportFolder`)
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from flows.io import display_path, resolve
 if TYPE_CHECKING:
     from flows.config import Params
 
-__all__ = ["SPLIT_NAMES", "Layout", "ScoringDirs"]
+__all__ = ["SPLIT_NAMES", "Layout", "ReportFolder", "ScoringDirs"]
 
 SPLIT_NAMES = ("train", "validation", "test")
 
@@ -53,6 +54,17 @@ LEDGER_LOCK_FILE = "_ledger.lock"
 GX_LOCK_FILE = "_gx.lock"
 LOCKS_DIR = "_locks"
 DONE_DIR = "_done"
+#: ``<output>.tmp``: a scored file being written (renamed onto ``<output>`` when complete)
+TMP_SUFFIX = ".tmp"
+#: ``<quarantined file>.report.json``: why a batch was quarantined
+REPORT_SUFFIX = ".report.json"
+
+# a day's data-quality report folder, and the lock of the reports folder (two runs for one day)
+REPORT_HTML = "report.html"
+REPORT_JSON = "report.json"
+REPORT_PLOTS_DIR = "plots"
+REPORT_DATA_DOCS_DIR = "data_docs"
+REPORTS_LOCK_FILE = ".lock"
 
 
 @dataclass(frozen=True)
@@ -64,6 +76,19 @@ class ScoringDirs:
     scored: Path
     quarantine: Path
 
+    @classmethod
+    def from_params(cls, params: Params, root: str | Path) -> ScoringDirs:
+        """``scoring.incoming_dir``, ``scored_dir`` and ``quarantine_dir`` resolved against
+        ``root``."""
+        root = Path(root).resolve()
+        s = params.scoring
+        return cls(
+            root=root,
+            incoming=resolve(root, s.incoming_dir).resolve(),
+            scored=resolve(root, s.scored_dir).resolve(),
+            quarantine=resolve(root, s.quarantine_dir).resolve(),
+        )
+
     @property
     def done(self) -> Path:
         """Inputs that were scored (or duplicates of a scored batch): kept, never deleted."""
@@ -73,6 +98,10 @@ class ScoringDirs:
     def locks(self) -> Path:
         """Per-batch claim locks ``<sha256>.lock``."""
         return self.scored / LOCKS_DIR
+
+    def claim_lock(self, sha: str) -> Path:
+        """``_locks/<sha256>.lock``: held while a run scores the batch of that content."""
+        return self.locks / f"{sha}.lock"
 
     @property
     def ledger(self) -> Path:
@@ -87,9 +116,50 @@ class ScoringDirs:
         """Serialises GX's file stores between processes (they are not multi-process safe)."""
         return self.scored / GX_LOCK_FILE
 
+    def partial_output(self, name: str) -> Path:
+        """``<scored_dir>/<name>.tmp``: the scored file ``name`` while it is being written."""
+        return self.scored / (name + TMP_SUFFIX)
+
+    @staticmethod
+    def quarantine_report(quarantined: Path) -> Path:
+        """``<quarantined file>.report.json`` next to a quarantined batch."""
+        return quarantined.with_name(quarantined.name + REPORT_SUFFIX)
+
     def in_incoming(self, path: Path) -> bool:
         """True for a file directly in the incoming folder (moved out when processed)."""
         return Path(path).resolve().parent == self.incoming
+
+
+@dataclass(frozen=True)
+class ReportFolder:
+    """The files of one day's report folder ``<reports_dir>/<YYYY-MM-DD>/``, or of its staging
+    twin (the same names under another folder)."""
+
+    folder: Path
+
+    @property
+    def html(self) -> Path:
+        return self.folder / REPORT_HTML
+
+    @property
+    def json(self) -> Path:
+        return self.folder / REPORT_JSON
+
+    @property
+    def plots_dir(self) -> Path:
+        return self.folder / REPORT_PLOTS_DIR
+
+    def plot(self, name: str) -> Path:
+        """``plots/<name>.png``."""
+        return self.plots_dir / f"{name}.png"
+
+    @property
+    def data_docs_dir(self) -> Path:
+        return self.folder / REPORT_DATA_DOCS_DIR
+
+    @property
+    def data_docs_index(self) -> Path:
+        return self.data_docs_dir / "index.html"
 
 
 @dataclass(frozen=True)
@@ -105,17 +175,11 @@ class Layout:
     @classmethod
     def of(cls, params: Params, root: str | Path) -> Layout:
         root = Path(root).resolve()
-        s = params.scoring
         return cls(
             root=root,
             snapshot_dir=resolve(root, params.data.snapshot_dir),
             split_dir=resolve(root, params.data.split_dir),
-            scoring=ScoringDirs(
-                root=root,
-                incoming=resolve(root, s.incoming_dir).resolve(),
-                scored=resolve(root, s.scored_dir).resolve(),
-                quarantine=resolve(root, s.quarantine_dir).resolve(),
-            ),
+            scoring=ScoringDirs.from_params(params, root),
             reports_dir=resolve(root, params.report.reports_dir).resolve(),
         )
 
@@ -220,6 +284,15 @@ class Layout:
 
     def report_dir(self, day: str) -> Path:
         return self.reports_dir / day
+
+    def report_folder(self, day: str) -> ReportFolder:
+        """The files of the report of ``day`` (``YYYY-MM-DD``)."""
+        return ReportFolder(self.report_dir(day))
+
+    @property
+    def reports_lock(self) -> Path:
+        """Held while a day's report folder is swapped in (two runs for the same day)."""
+        return self.reports_dir / REPORTS_LOCK_FILE
 
     # ------------------------------------------------------------------ DVC
     def stage_files(self) -> dict[str, dict[str, list[str]]]:

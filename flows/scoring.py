@@ -4,7 +4,7 @@
         `anomaly promote` or in the MLflow UI takes effect at the next run)
     -> load that version's pyfunc and the GX suite registered with it
     -> recover what an interrupted run left behind
-    -> score each batch (flows/steps/score.py: ledger, quarantine, chunked Parquet output)
+    -> score each batch (flows/steps/score/: ledger, quarantine, chunked Parquet output)
     -> log per-batch counts to one MLflow run and a Prefect table artifact
 
 Registry calls run as tasks retried with exponential backoff when the error is transient (the
@@ -18,14 +18,13 @@ A quarantined batch does not fail the run: the other batches are scored, the flo
 that fails for another reason (not the data's fault) stays in the incoming folder and fails the
 run after the other batches are done.
 
-Retries: ``ANOMALY_SCORING_RETRIES`` (default 2 task retries, on top of the registry client's own
-3 attempts) and ``ANOMALY_SCORING_RETRY_DELAY_S`` (default 2 s, doubled at each retry).
+Retries: ``retries.task_retries`` task retries (default 2, on top of the registry client's own
+``retries.attempts``) waiting ``retries.task_delay_seconds`` (default 2 s, doubled at each retry).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -35,11 +34,12 @@ from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.states import Completed
-from prefect.tasks import exponential_backoff
 
 from flows.config import Params, load_params, project_root
+from flows.expectations import load_suite
+from flows.io import display_path
+from flows.runtime import quiet_user_error_tracebacks, with_task_retries
 from flows.steps import score as steps
-from flows.training import quiet_user_error_tracebacks
 
 if TYPE_CHECKING:
     from mlflow.pyfunc import PyFuncModel
@@ -51,61 +51,17 @@ __all__ = [
     "load_model",
     "log_summary",
     "resolve_model",
-    "retry_if_transient",
     "scoring_flow",
     "scoring_suite",
 ]
 
 _log = logging.getLogger(__name__)
 
-DEFAULT_RETRIES = 2
-DEFAULT_RETRY_DELAY_S = 2.0
 ARTIFACT_KEY = "scoring-summary"
 
 
 class ScoringFailed(RuntimeError):
     """Batches failed for reasons other than their data (they stay in the incoming folder)."""
-
-
-# ------------------------------------------------------------------------------ retries
-def _retries() -> int:
-    return max(0, int(os.environ.get("ANOMALY_SCORING_RETRIES", DEFAULT_RETRIES)))
-
-
-def _retry_delay() -> float:
-    return max(0.0, float(os.environ.get("ANOMALY_SCORING_RETRY_DELAY_S", DEFAULT_RETRY_DELAY_S)))
-
-
-def _is_transient(exc: BaseException | None) -> bool:
-    """The error, or an error it was raised from, is worth retrying."""
-    from flows.registry import is_transient
-
-    seen: set[int] = set()
-    while exc is not None and id(exc) not in seen:
-        if is_transient(exc):
-            return True
-        seen.add(id(exc))
-        exc = exc.__cause__
-    return False
-
-
-def retry_if_transient(task: Any, task_run: Any, state: Any) -> bool:
-    """Prefect ``retry_condition_fn``: retry a failed task run only for a transient error."""
-    exc = state.data if isinstance(state.data, BaseException) else None
-    if exc is None:
-        try:
-            exc = state.result(raise_on_failure=False)
-        except Exception as err:  # the result itself cannot be read: retry is harmless
-            exc = err
-    return isinstance(exc, BaseException) and _is_transient(exc)
-
-
-def _with_retries(t: Any) -> Any:
-    return t.with_options(
-        retries=_retries(),
-        retry_delay_seconds=exponential_backoff(backoff_factor=_retry_delay()),
-        retry_condition_fn=retry_if_transient,
-    )
 
 
 # ------------------------------------------------------------------------------ tasks
@@ -114,41 +70,37 @@ def resolve_model(params: Params, root: Path) -> VersionInfo:
     """The version behind ``scoring.alias``, read from the registry now."""
     from flows.registry import resolve_alias
 
-    return resolve_alias(params, root)
-
-
-_MODELS: dict[tuple[str, str, str | None], PyFuncModel] = {}
+    return resolve_alias(params.registry, params.retries, root, params.scoring.alias)
 
 
 @task(name="load-model", cache_policy=NO_CACHE)
 def load_model(params: Params, root: Path, info: VersionInfo) -> PyFuncModel:
     """The pyfunc of exactly that version (``models:/NAME/VERSION``: pinned even if the alias
-    moves meanwhile). The last one loaded is kept in memory for the next run of a long-lived
-    process (``anomaly serve``)."""
+    moves meanwhile), loaded at every run (no cache kept between runs)."""
     import mlflow
 
-    from flows.registry import tracking_uri
-
-    key = (tracking_uri(params, root), info.model_uri, info.run_id)
-    if key not in _MODELS:
-        model = mlflow.pyfunc.load_model(info.model_uri)
-        _MODELS.clear()
-        _MODELS[key] = model
-    return _MODELS[key]
+    return mlflow.pyfunc.load_model(info.model_uri)
 
 
 @task(name="fetch-suite", cache_policy=NO_CACHE)
 def scoring_suite(params: Params, root: Path, info: VersionInfo) -> Path:
     """The GX suite registered with that version (downloaded once, cached per version)."""
-    return steps.fetch_suite(params, root, info)
+    from flows.registry import fetch_suite
+
+    return fetch_suite(params, root, info)
 
 
 @task(name="score-batch", cache_policy=NO_CACHE)
 def _score_batch(
-    path: Path, scorer: steps.BatchScorer, suite: Any, suite_path: Path, params: Params, root: Path
+    path: Path,
+    scorer: steps.BatchScorer,
+    suite: Any,
+    suite_path: Path,
+    options: steps.ScoringOptions,
+    state: steps.RunState,
 ) -> steps.BatchResult:
     return steps.score_batch(
-        path, scorer=scorer, suite=suite, params=params, root=root, suite_path=suite_path
+        path, scorer=scorer, suite=suite, options=options, suite_path=suite_path, state=state
     )
 
 
@@ -163,7 +115,7 @@ def log_summary(params: Params, root: Path, summary: steps.ScoringSummary) -> st
 
     from flows.registry import configure_mlflow, metric_key
 
-    configure_mlflow(params, root)
+    configure_mlflow(params.registry, params.retries, root)
     metrics: dict[str, float] = {
         "batches_scored": len(summary.scored),
         "batches_quarantined": len(summary.quarantined),
@@ -195,6 +147,36 @@ def log_summary(params: Params, root: Path, summary: steps.ScoringSummary) -> st
 
 
 # ------------------------------------------------------------------------------ the flow
+def _batch_result(state: Any, path: Path, project: Path, version: int) -> steps.BatchResult:
+    """The batch's result; a ``failed`` one (the batch stays in place) when its task failed."""
+    if state.is_completed():
+        return state.result()
+    exc = state.result(raise_on_failure=False)
+    reason = f"{type(exc).__name__}: {exc}" if isinstance(exc, BaseException) else str(exc)
+    return steps.BatchResult(
+        batch=path.name,
+        source=display_path(project, path) or str(path),
+        status="failed",
+        reason=reason,
+        model_version=version,
+    )
+
+
+def _log_to_mlflow(
+    settings: Params, project: Path, summary: steps.ScoringSummary, logger: Any
+) -> str | None:
+    """The MLflow run id of the scoring run, or None (logged as an error) when MLflow failed
+    after the retries: the batches are scored and in the ledger, so the run is not undone."""
+    log_task = with_task_retries(log_summary, settings.retries)
+    log_state = log_task(settings, project, summary, return_state=True)
+    if log_state.is_completed():
+        return log_state.result()
+    logger.error(
+        "could not log the scoring run to MLflow: %s", log_state.result(raise_on_failure=False)
+    )
+    return None
+
+
 @flow(name="scoring", log_prints=True, validate_parameters=False)
 def scoring_flow(
     paths: list[str] | None = None,
@@ -227,47 +209,38 @@ def scoring_flow(
     project = (Path(root) if root else project_root()).resolve()
     settings = params if params is not None else load_params(params_file, overrides)
     explicit = steps.expand_paths(paths) if paths else None  # bad paths fail before any work
-    dirs = steps.ScoringDirs.from_params(settings, project)
+    options = steps.ScoringOptions.from_params(settings, project)  # what the step takes
+    dirs = options.dirs
 
-    info = _with_retries(resolve_model)(settings, project)
+    info = with_task_retries(resolve_model, settings.retries)(settings, project)
     logger.info(
         "scoring with %s version %d (alias %r, resolved now)", info.name, info.version, info.alias
     )
-    model = _with_retries(load_model)(settings, project, info)
-    suite_path = _with_retries(scoring_suite)(settings, project, info)
+    model = with_task_retries(load_model, settings.retries)(settings, project, info)
+    suite_path = with_task_retries(scoring_suite, settings.retries)(settings, project, info)
 
-    from flows.steps.validate import load_suite
+    from flows.registry.scorer import pyfunc_scorer
 
     suite = load_suite(suite_path)
-    scorer = steps.BatchScorer.from_pyfunc(model, info, suite)
+    scorer = pyfunc_scorer(model, info, suite)
     summary = steps.ScoringSummary(
         model_name=info.name,
         model_version=info.version,
         model_alias=info.alias,
         model_uri=info.model_uri,
         started_at=steps.iso_time(),
-        incoming_dir=steps.display_path(project, dirs.incoming),
+        incoming_dir=display_path(project, dirs.incoming),
     )
-    summary.recovered = steps.recover(settings, project)
+    summary.recovered = steps.recover(dirs)
+    run_state = steps.RunState.start(dirs)  # one per run: GX validator, garbage collector
     batches = explicit if explicit is not None else steps.discover_batches(dirs.incoming)
     if not batches:
         logger.info("no new batches in %s", dirs.incoming)
     for path in batches:
         state = _score_batch.with_options(task_run_name=f"score {path.name}")(
-            path, scorer, suite, suite_path, settings, project, return_state=True
+            path, scorer, suite, suite_path, options, run_state, return_state=True
         )
-        if state.is_completed():
-            result = state.result()
-        else:
-            exc = state.result(raise_on_failure=False)
-            reason = f"{type(exc).__name__}: {exc}" if isinstance(exc, BaseException) else str(exc)
-            result = steps.BatchResult(
-                batch=path.name,
-                source=steps.display_path(project, path) or str(path),
-                status="failed",
-                reason=reason,
-                model_version=info.version,
-            )
+        result = _batch_result(state, path, project, info.version)
         (logger.warning if result.status in ("quarantined", "failed") else logger.info)(
             result.line()
         )
@@ -275,14 +248,7 @@ def scoring_flow(
     summary.seconds = round(time.perf_counter() - started, 3)
 
     if summary.scored or summary.quarantined:
-        log_state = _with_retries(log_summary)(settings, project, summary, return_state=True)
-        if log_state.is_completed():
-            summary.mlflow_run_id = log_state.result()
-        else:  # the batches are scored and in the ledger: say so, do not undo the run
-            logger.error(
-                "could not log the scoring run to MLflow: %s",
-                log_state.result(raise_on_failure=False),
-            )
+        summary.mlflow_run_id = _log_to_mlflow(settings, project, summary, logger)
     create_table_artifact(
         key=ARTIFACT_KEY,
         table=summary.table()

@@ -1,6 +1,7 @@
 """The pipeline's stages in order: one name per step function (what DVC and the CLI call).
 
 Importing this module imports no heavy library: each stage's module is loaded when it runs.
+The register stage is wired here (:func:`register`): its step gathers files, the registry logs.
 """
 
 from __future__ import annotations
@@ -20,8 +21,36 @@ STAGES: dict[str, tuple[str, str]] = {
     "train": ("flows.steps.train", "train"),
     "calibrate": ("flows.steps.calibrate", "calibrate"),
     "evaluate": ("flows.steps.evaluate", "evaluate"),
-    "register": ("flows.steps.register", "register"),
+    "register": ("flows.stages", "register"),
 }
+
+
+def register(params: Params, root: Path) -> Any:
+    """The register stage: :func:`flows.steps.register.registration_inputs`, then
+    :func:`flows.registry.log_and_register` (one MLflow run, a new version, the promotion gate),
+    then :func:`flows.steps.register.record_registration` (``models/registration.json``).
+
+    Returns the step's ``RegisterResult``. Raises ``StepInputError`` (a missing input, before
+    the registry is touched) or ``RegistryError``.
+    """
+    from flows import registry
+    from flows.steps.register import record_registration, registration_inputs
+
+    inputs = registration_inputs(params, root)
+    registration = registry.log_and_register(
+        params.registry,
+        params.retries,
+        root,
+        model_path=inputs.model_path,
+        metric=params.evaluate.metric,
+        metrics=inputs.metrics,
+        params_flat=inputs.params_flat,
+        input_example=inputs.input_example,
+        artifacts=inputs.artifacts,
+        tags=inputs.tags,
+        timestamp_column=params.data.timestamp_column,
+    )
+    return record_registration(params, root, registration, inputs)
 
 
 def stage_function(name: str) -> Callable[[Params, Path], Any]:

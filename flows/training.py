@@ -8,7 +8,6 @@ the same flow there.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,33 +17,8 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from flows.config import Params, load_params, project_root
+from flows.runtime import quiet_user_error_tracebacks
 from flows.stages import STAGES, stage_function
-
-
-class _NoTracebackForUserErrors(logging.Filter):
-    """Drop the traceback Prefect logs for errors in the user's data or settings.
-
-    Those errors (``ValueError`` and subclasses: DataError, ValidationFailed, ConfigError) carry
-    a message that says what is wrong; a traceback from deep inside the engine only hides it.
-    Bugs (any other exception) keep their traceback.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.exc_info and isinstance(record.exc_info[1], ValueError):
-            record.exc_info = None
-            record.exc_text = None
-        return True
-
-
-_USER_ERROR_FILTER = _NoTracebackForUserErrors()
-
-
-def quiet_user_error_tracebacks() -> None:
-    """Install the filter on Prefect's run loggers (idempotent)."""
-    for name in ("prefect.task_runs", "prefect.flow_runs"):
-        logger = logging.getLogger(name)
-        if _USER_ERROR_FILTER not in logger.filters:
-            logger.addFilter(_USER_ERROR_FILTER)
 
 
 def _summary(name: str, result: Any) -> str:

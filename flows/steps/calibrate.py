@@ -13,14 +13,16 @@ Outputs (fixed paths under the project root, declared as DVC outs)::
                               false_alarm_rate, n_calibration) + expected_false_alarm_rate,
                               nominal_false_alarm_rate, labels_used, validation row counts
 
-``threshold.method`` picks the method; its parameters come from the matching keys:
+``threshold.method`` picks the method (a row of
+:data:`anomaly_models.thresholds.THRESHOLD_METHODS`); its parameters are the keys of the
+method's own section, named as the library names them:
 
 =============  ==================================================================
-quantile       threshold.quantile -> q
-mean_std       threshold.k -> k
-median_mad     threshold.k -> k
-iqr            threshold.iqr_k -> k
-pot            threshold.target_false_alarm_rate, threshold.pot_initial_quantile
+quantile       threshold.quantile.q
+mean_std       threshold.mean_std.k
+median_mad     threshold.median_mad.k
+iqr            threshold.iqr.k
+pot            threshold.pot.target_false_alarm_rate, threshold.pot.initial_quantile
 best_f1        (none; needs labels)
 =============  ==================================================================
 
@@ -41,27 +43,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from anomaly_models.thresholds import THRESHOLD_METHODS
 from flows.config import ConfigError, Params
-from flows.steps.ingest import DataError, atomic_write_json
-from flows.steps.preprocess import (
-    MODELS_DIR,
-    atomic_save,
-    load_split,
-    previous_points,
-    require_file,
-)
-from flows.steps.train import DETECTOR_FILE
+from flows.errors import DataError
+from flows.io import atomic_save, atomic_write_json
+from flows.layout import Layout
+from flows.steps.inputs import load_split, previous_points, require_file
 
-__all__ = [
-    "CalibrateResult",
-    "MODEL_FILE",
-    "THRESHOLD_FILE",
-    "calibrate",
-    "threshold_kwargs",
-]
-
-MODEL_FILE = f"{MODELS_DIR}/model.keras"
-THRESHOLD_FILE = f"{MODELS_DIR}/threshold.json"
+__all__ = ["CalibrateResult", "calibrate"]
 
 
 @dataclass(frozen=True)
@@ -84,31 +73,6 @@ class CalibrateResult:
         return [self.model_path, self.threshold_path]
 
 
-def threshold_kwargs(params: Params) -> dict[str, float]:
-    """The keyword arguments of ``threshold.method`` taken from ``params.threshold``."""
-    t = params.threshold
-    return {
-        "quantile": {"q": t.quantile},
-        "mean_std": {"k": t.k},
-        "median_mad": {"k": t.k},
-        "iqr": {"k": t.iqr_k},
-        "pot": {
-            "target_false_alarm_rate": t.target_false_alarm_rate,
-            "initial_quantile": t.pot_initial_quantile,
-        },
-        "best_f1": {},
-    }[t.method]
-
-
-def _nominal_rate(params: Params) -> float | None:
-    t = params.threshold
-    if t.method == "quantile":
-        return round(1.0 - t.quantile, 12)
-    if t.method == "pot":
-        return t.target_false_alarm_rate
-    return None
-
-
 def _config_error(params: Params, message: str) -> ConfigError:
     where = f" [params file: {params.source_file}]" if params.source_file else ""
     return ConfigError(message + where, path=params.source_file, keys=["threshold.method"])
@@ -121,19 +85,20 @@ def calibrate(params: Params, root: Path) -> CalibrateResult:
         ConfigError: naming ``threshold.method`` when ``best_f1`` is asked for without labels, or
             the method cannot calibrate on this validation split (e.g. too few rows for pot).
     """
-    root = Path(root)
+    layout = Layout.of(params, root)
+    root = layout.root
     method = params.threshold.method
-    label = params.data.label_column
-    if method == "best_f1" and label is None:
+    row = THRESHOLD_METHODS[method]
+    if row.needs_labels and params.data.label_column is None:
+        unsupervised = [m.name for m in THRESHOLD_METHODS.values() if not m.needs_labels]
         raise _config_error(
             params,
-            "threshold.method: best_f1 needs labels, but data.label_column is null; set "
-            "data.label_column or choose an unsupervised method (quantile, mean_std, median_mad, "
-            "iqr, pot)",
+            f"threshold.method: {method} needs labels, but data.label_column is null; set "
+            f"data.label_column or choose an unsupervised method ({', '.join(unsupervised)})",
         )
     from anomaly_models.detector import AnomalyDetector
 
-    detector_path = require_file(root / DETECTOR_FILE, "train")
+    detector_path = require_file(layout.detector, "train")
     detector = AnomalyDetector.load(detector_path)
     split = load_split(params, root, "validation")
     missing = [c for c in detector.feature_names_in_ if c not in split.feature_columns]
@@ -143,7 +108,7 @@ def calibrate(params: Params, root: Path) -> CalibrateResult:
             f"validation split lacks {missing}; rerun `anomaly stage train`"
         )
     y = split.y
-    kwargs = threshold_kwargs(params)
+    kwargs = params.threshold.method_parameters()
     context = previous_points(params, root, "validation", detector)  # None: tabular kinds
     try:
         record = detector.calibrate(split.X, y, method=method, context=context, **kwargs)
@@ -158,11 +123,11 @@ def calibrate(params: Params, root: Path) -> CalibrateResult:
     threshold_record = {
         **record.to_dict(),
         "expected_false_alarm_rate": record.false_alarm_rate,
-        "nominal_false_alarm_rate": _nominal_rate(params),
+        "nominal_false_alarm_rate": row.nominal_false_alarm_rate(**kwargs),
         "labels_used": y is not None,
         "n_validation": len(split.frame),
         "n_validation_normal": n_normal,
-        "model": MODEL_FILE,
+        "model": layout.relative(layout.model),
     }
     if context is not None:
         threshold_record["scored_as"] = "per point, after the last train points as context"
@@ -175,8 +140,8 @@ def calibrate(params: Params, root: Path) -> CalibrateResult:
     if method == "best_f1":
         metrics["validation_f1"] = record.params["f1"]
 
-    model_path = atomic_save(root / MODEL_FILE, detector.save)
-    threshold_path = atomic_write_json(threshold_record, root / THRESHOLD_FILE)
+    model_path = atomic_save(layout.model, detector.save)
+    threshold_path = atomic_write_json(threshold_record, layout.threshold)
     return CalibrateResult(
         model_path=model_path,
         threshold_path=threshold_path,

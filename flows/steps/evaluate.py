@@ -53,21 +53,15 @@ from typing import Any
 import numpy as np
 
 from flows.config import Params
-from flows.steps.calibrate import MODEL_FILE
-from flows.steps.ingest import DataError, atomic_write_json
-from flows.steps.preprocess import (
-    PLOTS_DIR,
-    atomic_save,
-    load_split,
-    previous_points,
-    require_file,
-)
+from flows.errors import DataError
+from flows.io import atomic_save, atomic_write_json
+from flows.layout import PLOT_DATA, PLOT_PNGS, PLOTS_DIR, SEQUENCE_PLOT_PNGS, Layout
+from flows.steps.inputs import load_split, previous_points, require_file
 
 __all__ = [
     "CURVE_POINTS",
     "DATA_FILES",
     "EvaluateResult",
-    "METRICS_FILE",
     "PNG_FILES",
     "SCORES_ROWS",
     "SEQUENCE_PNG_FILES",
@@ -77,20 +71,15 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-METRICS_FILE = "metrics.json"
-ROC_CSV = f"{PLOTS_DIR}/roc.csv"
-PR_CSV = f"{PLOTS_DIR}/pr.csv"
-SCORES_CSV = f"{PLOTS_DIR}/scores.csv"
-HISTOGRAM_PNG = f"{PLOTS_DIR}/score_histogram.png"
-ROC_PNG = f"{PLOTS_DIR}/roc_curve.png"
-PR_PNG = f"{PLOTS_DIR}/pr_curve.png"
-CONTRIBUTIONS_PNG = f"{PLOTS_DIR}/top_contributions.png"
-SERIES_PNG = f"{PLOTS_DIR}/series_flagged.png"
-SCORE_SERIES_PNG = f"{PLOTS_DIR}/reconstruction_error.png"
-DATA_FILES = (ROC_CSV, PR_CSV, SCORES_CSV)
-PNG_FILES = (HISTOGRAM_PNG, ROC_PNG, PR_PNG, CONTRIBUTIONS_PNG)
+# The files of plots/ (relative to the root), in flows.layout's order.
+DATA_FILES = ROC_CSV, PR_CSV, SCORES_CSV = tuple(f"{PLOTS_DIR}/{n}" for n in PLOT_DATA)
+PNG_FILES = HISTOGRAM_PNG, ROC_PNG, PR_PNG, CONTRIBUTIONS_PNG = tuple(
+    f"{PLOTS_DIR}/{n}" for n in PLOT_PNGS
+)
 #: The series plots: informative for the sequence kinds, placeholders for the others.
-SEQUENCE_PNG_FILES = (SERIES_PNG, SCORE_SERIES_PNG)
+SEQUENCE_PNG_FILES = SERIES_PNG, SCORE_SERIES_PNG = tuple(
+    f"{PLOTS_DIR}/{n}" for n in SEQUENCE_PLOT_PNGS
+)
 
 #: Most points drawn per line of the series plots (min / max per bucket beyond that).
 PLOT_POINTS = 20_000
@@ -403,8 +392,9 @@ def evaluate(params: Params, root: Path) -> EvaluateResult:
     """Score the test split with ``models/model.keras``; write metrics.json, curves and plots."""
     from anomaly_models.detector import AnomalyDetector
 
-    root = Path(root)
-    model_path = require_file(root / MODEL_FILE, "calibrate")
+    layout = Layout.of(params, root)
+    root = layout.root
+    model_path = require_file(layout.model, "calibrate")
     detector = AnomalyDetector.load(model_path)
     if detector.threshold_ is None:
         raise DataError(f"{model_path} has no threshold; run `anomaly stage calibrate`")
@@ -474,7 +464,7 @@ def evaluate(params: Params, root: Path) -> EvaluateResult:
                 "series plots are drawn for sequence models\n(model.kind: lstm_autoencoder)",
                 root / rel,
             ))
-    metrics_path = atomic_write_json(metrics, root / METRICS_FILE)
+    metrics_path = atomic_write_json(metrics, layout.metrics)
     written.extend(plots)
     written.append(metrics_path)
     return EvaluateResult(

@@ -42,11 +42,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
-import os
-import uuid
-import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -55,32 +51,28 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from flows.config import ConfigError, Params, resolve
+from flows.columns import (
+    check_label,
+    check_timestamp,
+    feature_columns,
+    normal_rows,
+    require_timestamp_column,
+)
+from flows.config import Params
+from flows.errors import DataError
+from flows.io import atomic_write_json, atomic_write_parquet, read_table, resolve, table_kind
+from flows.layout import Layout
 
 __all__ = [
     "BUILTIN_SOURCES",
-    "SPLIT_NAMES",
-    "DataError",
     "IngestResult",
-    "atomic_save",
-    "atomic_write_json",
-    "atomic_write_parquet",
     "content_hash",
-    "feature_columns",
     "ingest",
-    "normal_rows",
     "read_source",
-    "read_table",
-    "require_timestamp_column",
-    "split_paths",
 ]
 
 log = logging.getLogger(__name__)
 
-SPLIT_NAMES = ("train", "validation", "test")
-SNAPSHOT_FILE = "snapshot.parquet"
-SNAPSHOT_META_FILE = "snapshot.json"
-SPLIT_META_FILE = "split.json"
 HASH_METHOD = "sha256 over column names + dtypes and pandas.util.hash_pandas_object(index=False)"
 
 # builtin:<name> -> (package, resource path inside it, description)
@@ -91,14 +83,6 @@ BUILTIN_SOURCES: dict[str, tuple[str, str, str]] = {
         "Statlog Shuttle (ODDS form) shipped in the river package, BSD-3",
     ),
 }
-
-_CSV_SUFFIXES = (".csv", ".csv.gz", ".csv.bz2", ".csv.zip", ".csv.xz", ".csv.zst")
-_PARQUET_SUFFIXES = (".parquet", ".pq")
-
-
-class DataError(ValueError):
-    """The input data cannot be used; the message names the problem and the file."""
-
 
 @dataclass(frozen=True)
 class IngestResult:
@@ -125,87 +109,6 @@ class IngestResult:
         }
 
 
-# --------------------------------------------------------------------------- small helpers
-def atomic_save(path: str | Path, write: Callable[[Path], object]) -> Path:
-    """Call ``write(tmp)`` with a temporary file next to ``path`` (same suffix, so writers that
-    check it, like Keras' ``save``, accept it), then ``os.replace`` it onto ``path``.
-
-    A crash or an exception leaves the previous ``path`` untouched and no temporary file behind.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}{path.suffix}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
-
-
-def atomic_write_parquet(df: pd.DataFrame, path: Path) -> Path:
-    """Write ``df`` (without its index) to ``path`` via a temporary name and ``os.replace``."""
-    return atomic_save(path, lambda tmp: df.to_parquet(tmp, index=False))
-
-
-def jsonable(obj: Any) -> Any:
-    """``obj`` as strict JSON values: numpy scalars -> Python, NaN -> None, +-inf -> "inf" /
-    "-inf", tuples and sets -> lists, anything else unknown (Paths, timestamps) -> str."""
-    if isinstance(obj, dict):
-        return {str(k): jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple, set)):
-        return [jsonable(v) for v in obj]
-    if isinstance(obj, np.generic):
-        obj = obj.item()
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None if math.isnan(obj) else ("inf" if obj > 0 else "-inf")
-    if obj is None or isinstance(obj, (str, int, float, bool)):
-        return obj
-    return str(obj)
-
-
-def atomic_write_json(obj: Any, path: Path) -> Path:
-    """Write ``obj`` as indented, strict JSON (no NaN/Infinity) via a temporary name."""
-    text = json.dumps(obj, indent=2, allow_nan=False, default=str) + "\n"
-    return atomic_save(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
-
-
-def _display(root: Path, path: Path) -> str:
-    """``path`` relative to ``root`` when inside it (keeps metadata machine-independent)."""
-    try:
-        return Path(path).resolve().relative_to(Path(root).resolve()).as_posix()
-    except ValueError:
-        return str(path)
-
-
-def _examples(values: Iterable[Any], limit: int = 5) -> str:
-    out = []
-    for v in values:
-        if len(out) >= limit:
-            break
-        out.append(repr(v.item() if isinstance(v, np.generic) else v))
-    return ", ".join(out)
-
-
-def _columns_text(columns: Iterable[Any]) -> str:
-    cols = [str(c) for c in columns]
-    text = ", ".join(cols[:30])
-    return text + (f", ... ({len(cols)} in all)" if len(cols) > 30 else "")
-
-
-def split_paths(params: Params, root: Path) -> dict[str, Path]:
-    """``{"train": .../train.parquet, "validation": ..., "test": ...}`` for these settings."""
-    split_dir = resolve(root, params.data.split_dir)
-    return {name: split_dir / f"{name}.parquet" for name in SPLIT_NAMES}
-
-
-def normal_rows(df: pd.DataFrame, label_column: str | None) -> pd.DataFrame:
-    """The rows a detector is fitted on: ``label == 0`` when there is a label, else all rows."""
-    if label_column is None or label_column not in df.columns:
-        return df
-    return df[df[label_column] == 0]
-
-
 def content_hash(df: pd.DataFrame) -> str:
     """SHA-256 of a frame's content: column names, dtypes and values, row order included.
 
@@ -222,47 +125,6 @@ def content_hash(df: pd.DataFrame) -> str:
 
 
 # --------------------------------------------------------------------------- reading
-def _kind(path: Path) -> str | None:
-    name = path.name.lower()
-    if name.endswith(_CSV_SUFFIXES):
-        return "csv"
-    if name.endswith(_PARQUET_SUFFIXES):
-        return "parquet"
-    return None
-
-
-def read_table(path: str | Path) -> pd.DataFrame:
-    """Read one CSV (optionally compressed) or Parquet file; problems raise :class:`DataError`."""
-    path = Path(path)
-    if not path.exists():
-        raise DataError(f"data file not found: {path}")
-    if not path.is_file():
-        raise DataError(f"not a regular file: {path}")
-    kind = _kind(path)
-    if kind is None:
-        raise DataError(
-            f"unsupported file type: {path} (expected {', '.join(_CSV_SUFFIXES)} "
-            f"or {', '.join(_PARQUET_SUFFIXES)})"
-        )
-    if path.stat().st_size == 0:
-        raise DataError(f"empty data file (0 bytes): {path}")
-    try:
-        df = pd.read_csv(path, low_memory=False) if kind == "csv" else pd.read_parquet(path)
-    except pd.errors.EmptyDataError as exc:
-        raise DataError(f"empty data file (no columns, no rows): {path}") from exc
-    except Exception as exc:  # parser, decompression, Arrow and OS errors alike
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DataError(
-            f"cannot read {path} as {'CSV' if kind == 'csv' else 'Parquet'}: {reason}"
-        ) from exc
-    if len(df.columns) == 0:
-        raise DataError(f"empty data file (no columns): {path}")
-    if len(df) == 0:
-        raise DataError(f"empty data file (a header but 0 rows): {path}")
-    df.columns = [str(c) for c in df.columns]
-    return df
-
-
 def _builtin(name: str) -> tuple[pd.DataFrame, str]:
     if name not in BUILTIN_SOURCES:
         raise DataError(
@@ -301,7 +163,7 @@ def read_source(source: str, root: Path) -> tuple[pd.DataFrame, list[str]]:
     files = sorted(
         p
         for p in path.iterdir()
-        if p.is_file() and not p.name.startswith((".", "_")) and _kind(p) is not None
+        if p.is_file() and not p.name.startswith((".", "_")) and table_kind(p) is not None
     )
     if not files:
         raise DataError(f"no CSV or Parquet files in folder {path} (data.source = {source!r})")
@@ -322,153 +184,7 @@ def read_source(source: str, root: Path) -> tuple[pd.DataFrame, list[str]]:
     return pd.concat(frames, ignore_index=True), [str(f) for f in files]
 
 
-# --------------------------------------------------------------------------- columns
-def _is_numeric(s: pd.Series) -> bool:
-    return pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype)
-
-
-def _non_numeric_values(s: pd.Series) -> pd.Series:
-    """The non-null values of ``s`` that are not numbers."""
-    present = s[s.notna()]
-    converted = pd.to_numeric(present, errors="coerce")
-    return present[converted.isna()]
-
-
-def feature_columns(df: pd.DataFrame, params: Params, source: str = "the data") -> list[str]:
-    """The model's input columns: ``data.feature_columns`` when set (each must exist and be
-    numeric), else every numeric column except the label and timestamp columns.
-
-    Text columns are left out, except one whose values are mostly numbers: that is a numeric
-    column with bad values, and raises :class:`DataError` rather than silently disappearing.
-    Boolean columns are not numeric features (convert them to 0/1).
-    """
-    label, ts = params.data.label_column, params.data.timestamp_column
-    configured = params.data.feature_columns
-    if configured is not None:
-        missing = [c for c in configured if c not in df.columns]
-        if missing:
-            raise DataError(
-                f"feature column(s) {missing} (data.feature_columns) not found in {source}; "
-                f"columns present: {_columns_text(df.columns)}"
-            )
-        for c in configured:
-            if not _is_numeric(df[c]) and not df[c].isna().all():
-                bad = _non_numeric_values(df[c])
-                example = f", e.g. {_examples(bad, 3)}" if len(bad) else ""
-                raise DataError(
-                    f"feature column {c!r} in {source} is not numeric (dtype {df[c].dtype}"
-                    f"{example}); fix the data or remove it from data.feature_columns"
-                )
-        return list(configured)
-
-    cols: list[str] = []
-    skipped: list[str] = []
-    for c in df.columns:
-        if c in (label, ts):
-            continue
-        s = df[c]
-        if _is_numeric(s) or s.isna().all():
-            cols.append(c)  # an all-empty column is reported by ingest, not silently dropped
-            continue
-        if pd.api.types.is_bool_dtype(s.dtype):
-            skipped.append(f"{c} (bool)")
-            continue
-        bad = _non_numeric_values(s)
-        n_present = int(s.notna().sum())
-        if n_present and len(bad) <= 0.5 * n_present:
-            raise DataError(
-                f"feature column {c!r} in {source} is not numeric: {len(bad)} of {n_present} "
-                f"values are not numbers (e.g. {_examples(bad.unique(), 3)}); fix the data, or "
-                "list data.feature_columns without it"
-            )
-        skipped.append(f"{c} ({s.dtype}, e.g. {_examples(s.dropna().unique(), 1)})")
-    if not cols:
-        raise DataError(
-            f"no numeric feature columns in {source}; columns present: "
-            f"{_columns_text(df.columns)}"
-            + (f"; non-numeric: {', '.join(skipped)}" if skipped else "")
-            + (f"; label column: {label!r}" if label else "")
-        )
-    return cols
-
-
-def _check_label(df: pd.DataFrame, label: str, source: str) -> pd.Series:
-    if label not in df.columns:
-        raise DataError(
-            f"label column {label!r} (data.label_column) not found in {source}; columns present: "
-            f"{_columns_text(df.columns)} (set data.label_column to one of them, or to null)"
-        )
-    s = df[label]
-    if pd.api.types.is_bool_dtype(s.dtype):
-        return s.astype("int64")
-    bad = s[~s.isin([0, 1])] if _is_numeric(s) else s[~s.isin([0, 1, "0", "1"])]
-    if len(bad):
-        values = sorted({("NaN" if pd.isna(v) else v) for v in bad.tolist()}, key=str)
-        raise DataError(
-            f"label column {label!r} in {source} must hold only 0 (normal) and 1 (anomaly); "
-            f"{len(bad)} row(s) hold other values: {_examples(values, 8)}"
-        )
-    return pd.to_numeric(s).astype("int64")
-
-
-def parse_timestamps(values: pd.Series) -> pd.Series:
-    """A timestamp column as ingest, scoring and the stream checks read it: numbers and
-    datetimes as they are, text parsed as dates (format inferred, else value by value).
-
-    Raises:
-        ValueError / TypeError: text that does not parse as dates.
-    """
-    if _is_numeric(values) or pd.api.types.is_datetime64_any_dtype(values.dtype):
-        return values
-    with warnings.catch_warnings():  # "could not infer format": each value parsed alone
-        warnings.simplefilter("ignore", UserWarning)
-        return pd.to_datetime(values)
-
-
-def _check_timestamp(df: pd.DataFrame, ts: str, source: str) -> pd.Series:
-    if ts not in df.columns:
-        raise DataError(
-            f"timestamp column {ts!r} (data.timestamp_column) not found in {source}; columns "
-            f"present: {_columns_text(df.columns)}"
-        )
-    s = df[ts]
-    try:
-        s = parse_timestamps(s)
-    except (ValueError, TypeError) as exc:
-        raise DataError(
-            f"timestamp column {ts!r} in {source} holds values that are not times "
-            f"(e.g. {_examples(s.dropna().unique(), 2)}): {exc}"
-        ) from exc
-    if s.isna().any():
-        raise DataError(
-            f"timestamp column {ts!r} in {source} has {int(s.isna().sum())} missing value(s)"
-        )
-    return s
-
-
 # --------------------------------------------------------------------------- series
-def require_timestamp_column(params: Params) -> str | None:
-    """``data.timestamp_column`` for the sequence kinds, which need one; None for the others.
-
-    Raises:
-        ConfigError: naming ``data.timestamp_column`` when a sequence kind has none.
-    """
-    if not params.model.is_sequence:
-        return params.data.timestamp_column
-    ts = params.data.timestamp_column
-    if ts is None:
-        where = f" [params file: {params.source_file}]" if params.source_file else ""
-        raise ConfigError(
-            f"data.timestamp_column: model.kind {params.model.kind} scores an ordered series and "
-            "needs the name of its time column (rows are sorted by it, and duplicated "
-            "timestamps and gaps are detected with it); it is null. Set "
-            "data.timestamp_column, e.g. --set data.timestamp_column=timestamp" + where,
-            path=params.source_file,
-            keys=["data.timestamp_column"],
-        )
-    return ts
-
-
 def _rows_text(rows: Iterable[Any]) -> str:
     return ", ".join(str(int(r)) for r in rows)
 
@@ -635,25 +351,27 @@ def _split(
 
 
 # --------------------------------------------------------------------------- the step
-def ingest(params: Params, root: Path) -> IngestResult:
-    """Read ``data.source``, check it, write the snapshot and the train/validation/test split.
+def _source_text(source: str, files: list[str]) -> str:
+    """How messages name the data read: the built-in set, the one file, or the folder."""
+    if source.startswith("builtin:"):
+        return f"{source} ({files[0]})"
+    return files[0] if len(files) == 1 else f"{source} ({len(files)} files)"
 
-    All checks run before anything is written, so bad input leaves the previous outputs alone.
 
-    Raises:
-        DataError: missing/empty/unreadable file, no numeric feature columns, a non-numeric or
-            all-NaN feature column, a missing or non-0/1 label column, too few rows to split.
-    """
-    root = Path(root)
-    data = params.data
-    raw, files = read_source(data.source, root)
-    builtin = data.source.startswith("builtin:")
-    if builtin:
-        source = f"{data.source} ({files[0]})"
-    else:
-        source = files[0] if len(files) == 1 else f"{data.source} ({len(files)} files)"
+@dataclass(frozen=True)
+class _CheckedTable:
+    """The columns the split keeps (timestamp, features, label), checked and converted."""
 
-    label, ts = data.label_column, require_timestamp_column(params)
+    frame: pd.DataFrame
+    features: list[str]
+    label: str | None
+    timestamp: str | None
+    series_record: dict[str, Any] | None  # sequence kinds: sorting and gaps found
+
+
+def _checked_table(raw: pd.DataFrame, params: Params, source: str) -> _CheckedTable:
+    """Pick and check the feature, label and time columns of ``raw`` (and the series rules)."""
+    label, ts = params.data.label_column, require_timestamp_column(params)
     features = feature_columns(raw, params, source)
     empty = [c for c in features if raw[c].isna().all()]
     if empty:
@@ -663,83 +381,120 @@ def ingest(params: Params, root: Path) -> IngestResult:
         )
     frame = raw.copy()
     if label is not None:
-        frame[label] = _check_label(raw, label, source)
+        frame[label] = check_label(raw, label, source)
     if ts is not None:
-        frame[ts] = _check_timestamp(raw, ts, source)
+        frame[ts] = check_timestamp(raw, ts, source)
     keep = set(features) | {c for c in (label, ts) if c is not None}
     frame = frame[[c for c in raw.columns if c in keep]]
     series_record: dict[str, Any] | None = None
     if params.model.is_sequence and ts is not None:
         frame, series_record = _check_series(frame, params, features, ts, source)
-    splits, stratified = _split(frame, params, label, ts, source)
-    if series_record is not None:
-        _check_split_lengths(splits, params.model.window, source)
+    return _CheckedTable(frame, features, label, ts, series_record)
 
-    # ---- everything checked: write
-    snap_dir = resolve(root, data.snapshot_dir)
-    split_dir = resolve(root, data.split_dir)
-    snapshot_path = snap_dir / SNAPSHOT_FILE
+
+def _write_snapshot(
+    raw: pd.DataFrame, files: list[str], source: str, layout: Layout
+) -> tuple[Path, str]:
+    """Write the source as read and its metadata; returns the metadata path and the hash."""
     sha = content_hash(raw)
     meta = {
-        "source": data.source,
-        "files": files if builtin else [_display(root, Path(f)) for f in files],
+        "source": source,
+        "files": files if source.startswith("builtin:") else [layout.relative(f) for f in files],
         "rows": len(raw),
         "columns": [{"name": c, "dtype": str(t)} for c, t in raw.dtypes.items()],
         "sha256": sha,
         "hash_method": HASH_METHOD,
     }
-    atomic_write_parquet(raw, snapshot_path)
-    meta_path = atomic_write_json(meta, snap_dir / SNAPSHOT_META_FILE)
+    atomic_write_parquet(raw, layout.snapshot)
+    return atomic_write_json(meta, layout.snapshot_meta), sha
 
-    metrics: dict[str, float | int] = {"rows": len(frame), "n_features": len(features)}
+
+def _split_metrics(
+    table: _CheckedTable, splits: dict[str, pd.DataFrame], stratified: bool
+) -> dict[str, float | int]:
+    """Rows, features and anomaly rates of the data and of each split (logged to MLflow)."""
+    label, frame = table.label, table.frame
+    metrics: dict[str, float | int] = {"rows": len(frame), "n_features": len(table.features)}
     if label is not None:
         metrics["anomaly_rate"] = float(frame[label].mean())
-    paths = split_paths(params, root)
     for name, part in splits.items():
-        atomic_write_parquet(part, paths[name])
         metrics[f"{name}_rows"] = len(part)
         if label is not None:
             metrics[f"{name}_anomaly_rate"] = float(part[label].mean())
     metrics["train_normal_rows"] = len(normal_rows(splits["train"], label))
     if label is not None:
         metrics["stratified"] = int(stratified)
-    if series_record is not None:
-        metrics["gaps"] = len(series_record["gaps"])
-        metrics["sorted_by_ingest"] = int(series_record["sorted_by_ingest"])
+    if table.series_record is not None:
+        metrics["gaps"] = len(table.series_record["gaps"])
+        metrics["sorted_by_ingest"] = int(table.series_record["sorted_by_ingest"])
+    return metrics
 
+
+def _split_meta(
+    params: Params, table: _CheckedTable, sha: str, stratified: bool, layout: Layout,
+    metrics: dict[str, float | int],
+) -> dict[str, Any]:
+    """The content of ``split.json``: where the split came from and how it was made."""
     split_meta = {
         "snapshot_sha256": sha,
-        "source": data.source,
-        "feature_columns": features,
-        "label_column": label,
-        "timestamp_column": ts,
+        "source": params.data.source,
+        "feature_columns": table.features,
+        "label_column": table.label,
+        "timestamp_column": table.timestamp,
         "seed": params.split.seed,
         "validation_fraction": params.split.validation_fraction,
         "test_fraction": params.split.test_fraction,
-        "method": "time-ordered contiguous" if ts is not None else "train_test_split",
+        "method": "time-ordered contiguous" if table.timestamp is not None else "train_test_split",
         "stratified": bool(stratified),
-        "files": {name: _display(root, p) for name, p in paths.items()},
+        "files": {name: layout.relative(p) for name, p in layout.splits.items()},
         "metrics": metrics,
         "note": "train.parquet holds every train row; fit detectors on label == 0 rows only",
     }
-    if series_record is not None:
-        split_meta["sequence"] = series_record
+    if table.series_record is not None:
+        split_meta["sequence"] = table.series_record
         split_meta["note"] = (
             "a series: train.parquet holds every train point; the sequence detector trains on "
             "the whole train series (contiguous windows), its scaling on the label == 0 points"
         )
-    split_meta_path = atomic_write_json(split_meta, split_dir / SPLIT_META_FILE)
+    return split_meta
 
+
+def ingest(params: Params, root: Path) -> IngestResult:
+    """Read ``data.source``, check it, write the snapshot and the train/validation/test split.
+
+    All checks run before anything is written, so bad input leaves the previous outputs alone.
+
+    Raises:
+        DataError: missing/empty/unreadable file, no numeric feature columns, a non-numeric or
+            all-NaN feature column, a missing or non-0/1 label column, too few rows to split.
+    """
+    layout = Layout.of(params, root)
+    raw, files = read_source(params.data.source, layout.root)
+    source = _source_text(params.data.source, files)
+    table = _checked_table(raw, params, source)
+    splits, stratified = _split(table.frame, params, table.label, table.timestamp, source)
+    if table.series_record is not None:
+        _check_split_lengths(splits, params.model.window, source)
+
+    # ---- everything checked: write
+    meta_path, sha = _write_snapshot(raw, files, params.data.source, layout)
+    for name, part in splits.items():
+        atomic_write_parquet(part, layout.split(name))
+    metrics = _split_metrics(table, splits, stratified)
+    split_meta = _split_meta(params, table, sha, stratified, layout, metrics)
+    split_meta_path = atomic_write_json(split_meta, layout.split_meta)
+    paths = layout.splits
     return IngestResult(
-        snapshot_path=snapshot_path,
+        snapshot_path=layout.snapshot,
         snapshot_meta_path=meta_path,
         train_path=paths["train"],
         validation_path=paths["validation"],
         test_path=paths["test"],
         split_meta_path=split_meta_path,
         sha256=sha,
-        feature_columns=features,
-        label_column=label,
-        timestamp_column=ts,
+        feature_columns=table.features,
+        label_column=table.label,
+        timestamp_column=table.timestamp,
         metrics=metrics,
     )
+

@@ -1,12 +1,13 @@
-"""Step 7, register: one MLflow run with the model, its evaluation and lineage; a new registered
-version with alias ``challenger``; the promotion gate on ``champion``.
+"""Step 7, register: gather what one registration logs (the model, its evaluation, its lineage and
+the pipeline's reports) and, once registered, write the record.
 
-Reads (paths relative to the project root)::
+Reads (paths relative to the project root; :class:`flows.layout.Layout` is the catalog)::
 
     models/model.keras                               the calibrated detector (required)
     metrics.json                                     evaluation on the test split (absent or
                                                      without roc_auc/pr_auc/f1 when no labels)
     models/threshold.json                            the calibration record (optional)
+    models/training_history.json                     the training history (optional)
     <data.snapshot_dir>/snapshot.json                the snapshot's sha256 and source (lineage)
     <data.snapshot_dir>/expectation_suite.json       the GX suite scoring validates batches with
     <data.snapshot_dir>/validation_report.json       the validation of the splits
@@ -17,7 +18,10 @@ Reads (paths relative to the project root)::
                                                      max(5, model.window) points)
 
 Writes ``models/registration.json``: run id, model name, version, aliases, promoted, reason.
-All MLflow work is in :func:`flows.registry.log_and_register`; this module only gathers files.
+
+This module touches no registry: :func:`registration_inputs` returns what to register, the stage
+wiring (:func:`flows.stages.register`) hands it to :func:`flows.registry.log_and_register` and
+gives the result to :func:`record_registration`.
 """
 
 from __future__ import annotations
@@ -28,38 +32,47 @@ import subprocess
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from flows.config import Params, resolve
-from flows.registry import Registration, log_and_register
-from flows.steps.calibrate import MODEL_FILE, THRESHOLD_FILE
-from flows.steps.evaluate import METRICS_FILE
-from flows.steps.ingest import SNAPSHOT_META_FILE, SPLIT_META_FILE, atomic_write_json
-from flows.steps.preprocess import MODELS_DIR, PLOTS_DIR
-from flows.steps.train import HISTORY_FILE
-from flows.steps.validate import GX_DIR, REPORT_FILE, SUITE_FILE
+from flows.config import Params
+from flows.io import atomic_write_json
+from flows.layout import Layout
+
+if TYPE_CHECKING:
+    from flows.registry import Registration
 
 __all__ = [
-    "MODEL_FILE",
-    "REGISTRATION_FILE",
     "RegisterResult",
+    "RegistrationInputs",
     "StepInputError",
     "git_commit",
-    "register",
+    "record_registration",
+    "registration_inputs",
 ]
 
 _log = logging.getLogger(__name__)
 
-REGISTRATION_FILE = f"{MODELS_DIR}/registration.json"
-DATA_DOCS_DIR = f"{GX_DIR}/uncommitted/data_docs/local_site"
 EXAMPLE_ROWS = 5
 
 
 class StepInputError(FileNotFoundError):
     """An input the register step needs is missing or unreadable; the message names the stage
     to run first."""
+
+
+@dataclass(frozen=True)
+class RegistrationInputs:
+    """What one registration logs (the keyword arguments of
+    :func:`flows.registry.log_and_register` that come from files)."""
+
+    model_path: Path
+    metrics: dict[str, Any]
+    params_flat: dict[str, Any]
+    artifacts: list[Path]
+    tags: dict[str, str]
+    input_example: pd.DataFrame
 
 
 @dataclass(frozen=True)
@@ -117,15 +130,14 @@ def _read_json(path: Path, what: str, *, required: bool = False, stage: str = ""
     return data
 
 
-def _input_example(params: Params, root: Path) -> pd.DataFrame:
-    split_dir = resolve(root, params.data.split_dir)
-    path = split_dir / "validation.parquet"
+def _input_example(params: Params, layout: Layout) -> pd.DataFrame:
+    path = layout.split("validation")
     if not path.is_file():
         raise StepInputError(
             f"no validation split at {path} for the model's input example; run the ingest stage "
             "first (`anomaly stage ingest`)"
         )
-    meta = _read_json(split_dir / SPLIT_META_FILE, "split metadata")
+    meta = _read_json(layout.split_meta, "split metadata")
     columns = meta.get("feature_columns") or params.data.feature_columns
     try:
         frame = pd.read_parquet(path, columns=list(columns) if columns else None)
@@ -151,78 +163,84 @@ def _threshold_metrics(record: dict[str, Any]) -> dict[str, float]:
     return out
 
 
-def register(params: Params, root: str | Path) -> RegisterResult:
-    """Log and register the calibrated model; write ``models/registration.json``.
+def _artifacts(layout: Layout) -> list[Path]:
+    """The files and folders logged with the model (those that exist)."""
+    artifacts: list[Path] = [
+        p
+        for p in (
+            layout.metrics,
+            layout.threshold,
+            layout.history,
+            layout.snapshot_meta,
+            layout.suite,
+            layout.validation_report,
+        )
+        if p.is_file()
+    ]
+    if layout.plots_dir.is_dir():
+        artifacts.extend(sorted(layout.plots_dir.rglob("*.png")))
+    if layout.data_docs_site.is_dir():
+        artifacts.append(layout.data_docs_site)
+    return artifacts
+
+
+def registration_inputs(params: Params, root: str | Path) -> RegistrationInputs:
+    """What to register: the calibrated model, its metrics (evaluation, then the calibration's
+    ``threshold`` and ``expected_false_alarm_rate``), the flat settings, the artifacts, the
+    lineage tags and the input example.
 
     Raises:
         StepInputError: no ``models/model.keras`` (run the calibrate stage first) or no
             validation split (run ingest first).
-        flows.registry.RegistryError: the registry failed (after retries).
     """
-    root = Path(root).resolve()
-    model_path = root / MODEL_FILE
+    layout = Layout.of(params, root)
+    model_path = layout.model
     if not model_path.is_file():
         raise StepInputError(
             f"no trained model at {model_path}; run the calibrate stage first "
             "(`anomaly stage calibrate`, or `anomaly train` for the whole pipeline)"
         )
-    snapshot_dir = resolve(root, params.data.snapshot_dir)
-
-    metrics: dict[str, Any] = dict(_read_json(root / METRICS_FILE, "metrics"))
-    threshold_record = _read_json(root / THRESHOLD_FILE, "threshold record")
+    metrics: dict[str, Any] = dict(_read_json(layout.metrics, "metrics"))
+    threshold_record = _read_json(layout.threshold, "threshold record")
     for key, value in _threshold_metrics(threshold_record).items():
         metrics.setdefault(key, value)
-    snapshot = _read_json(snapshot_dir / SNAPSHOT_META_FILE, "snapshot metadata")
+    snapshot = _read_json(layout.snapshot_meta, "snapshot metadata")
 
     tags = {
         "data.snapshot_sha256": str(snapshot.get("sha256", "unknown")),
         "data.source": str(snapshot.get("source") or params.data.source),
-        "git.commit": git_commit(root),
+        "git.commit": git_commit(layout.root),
         "pipeline.step": "register",
     }
-
-    artifacts: list[Path] = [
-        p
-        for p in (
-            root / METRICS_FILE,
-            root / THRESHOLD_FILE,
-            root / HISTORY_FILE,
-            snapshot_dir / SNAPSHOT_META_FILE,
-            snapshot_dir / SUITE_FILE,
-            snapshot_dir / REPORT_FILE,
-        )
-        if p.is_file()
-    ]
-    plots = root / PLOTS_DIR
-    if plots.is_dir():
-        artifacts.extend(sorted(plots.rglob("*.png")))
-    docs = root / DATA_DOCS_DIR
-    if docs.is_dir():
-        artifacts.append(docs)
-    if not (snapshot_dir / SUITE_FILE).is_file():
+    artifacts = _artifacts(layout)
+    if not layout.suite.is_file():
         _log.warning(
             "no expectation suite at %s: scoring cannot validate batches against this version",
-            snapshot_dir / SUITE_FILE,
+            layout.suite,
         )
-
-    registration = log_and_register(
-        params,
-        root,
+    return RegistrationInputs(
         model_path=model_path,
         metrics=metrics,
         params_flat=params.flat(),
         artifacts=artifacts,
         tags=tags,
-        input_example=_input_example(params, root),
+        input_example=_input_example(params, layout),
     )
+
+
+def record_registration(
+    params: Params, root: str | Path, registration: Registration, inputs: RegistrationInputs
+) -> RegisterResult:
+    """Write ``models/registration.json``: ``registration`` with ``registered_at`` (ISO, UTC) and
+    the ``lineage`` tags."""
     record = registration.to_dict()
     record["registered_at"] = datetime.now(tz=UTC).isoformat(timespec="seconds")
-    record["lineage"] = tags
-    out = atomic_write_json(record, root / REGISTRATION_FILE)
+    record["lineage"] = inputs.tags
+    out = atomic_write_json(record, Layout.of(params, root).registration)
     return RegisterResult(
         registration=registration,
         registration_path=out,
-        artifacts=artifacts,
-        metrics=metrics,
-        tags=tags,
+        artifacts=inputs.artifacts,
+        metrics=inputs.metrics,
+        tags=inputs.tags,
     )

@@ -35,35 +35,20 @@ import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+import pandas as pd
 
 from flows.config import Params
-from flows.steps.ingest import DataError, atomic_write_json
-from flows.steps.preprocess import (
-    MODELS_DIR,
-    PLOTS_DIR,
-    PREPROCESSING_MODEL_FILE,
-    atomic_save,
-    detector_from_params,
-    load_split,
-    require_file,
-)
+from flows.errors import DataError
+from flows.io import atomic_save, atomic_write_json
+from flows.layout import Layout
+from flows.steps.detector_params import detector_from_params
+from flows.steps.inputs import SplitData, load_split, require_file
 
-__all__ = [
-    "DETECTOR_FILE",
-    "HISTORY_FILE",
-    "LOSS_CSV",
-    "TrainResult",
-    "TrainingDiverged",
-    "detector_from_params",
-    "train",
-]
+__all__ = ["TrainResult", "TrainingDiverged", "train"]
 
 log = logging.getLogger(__name__)
-
-DETECTOR_FILE = f"{MODELS_DIR}/detector.keras"
-HISTORY_FILE = f"{MODELS_DIR}/training_history.json"
-LOSS_CSV = f"{PLOTS_DIR}/loss.csv"
-
 
 class TrainingDiverged(RuntimeError):
     """The training loss became NaN or infinite; nothing was written."""
@@ -99,33 +84,35 @@ def _write_loss_csv(history: dict[str, list[float]], path: Path) -> Path:
     return atomic_save(path, write)
 
 
-def train(params: Params, root: Path) -> TrainResult:
-    """Fit the detector on the normal training rows with the saved preprocessing model."""
-    import keras
-
-    root = Path(root)
-    detector = detector_from_params(params)  # ConfigError for an unavailable model.kind
-    split = load_split(params, root, "train")
-    n_anomalous = 0
-    if detector.is_sequence:
-        X = split.X  # the whole series: windows must stay contiguous
-        if len(X) < detector.window:
-            raise DataError(
-                f"{split.path} has {len(X)} points, fewer than model.window={detector.window}; "
-                "rerun ingest (it checks the split lengths) or lower model.window"
-            )
-        n_anomalous = 0 if split.y is None else int(split.y.sum())
-        if n_anomalous:
-            log.warning(
-                "the train series %s holds %d labelled anomalous point(s) (%s == 1): the "
-                "sequence detector trains on the whole series, them included",
-                split.path, n_anomalous, split.label_column,
-            )
-    else:
+def _training_rows(detector: Any, split: SplitData) -> tuple[pd.DataFrame, int]:
+    """The rows (tabular) or the series (sequence kinds) to fit on, and the number of labelled
+    anomalous points kept in a series (0 for the tabular kinds, which drop them)."""
+    if not detector.is_sequence:
         X = split.normal()
         if len(X) < 2:
             raise DataError(f"{split.path} has {len(X)} normal row(s); training needs at least 2")
-    pre_path = require_file(root / PREPROCESSING_MODEL_FILE, "preprocess")
+        return X, 0
+    X = split.X  # the whole series: windows must stay contiguous
+    if len(X) < detector.window:
+        raise DataError(
+            f"{split.path} has {len(X)} points, fewer than model.window={detector.window}; "
+            "rerun ingest (it checks the split lengths) or lower model.window"
+        )
+    n_anomalous = 0 if split.y is None else int(split.y.sum())
+    if n_anomalous:
+        log.warning(
+            "the train series %s holds %d labelled anomalous point(s) (%s == 1): the "
+            "sequence detector trains on the whole series, them included",
+            split.path, n_anomalous, split.label_column,
+        )
+    return X, n_anomalous
+
+
+def _load_preprocessing(path: Path, split: SplitData) -> Any:
+    """The preprocess step's model (``safe_mode=True``), checked against the split's columns."""
+    import keras
+
+    pre_path = require_file(path, "preprocess")
     preprocessing = keras.models.load_model(pre_path, safe_mode=True)
     expected = list(preprocessing.input.keys())
     if expected != split.feature_columns:
@@ -133,41 +120,62 @@ def train(params: Params, root: Path) -> TrainResult:
             f"{pre_path} takes columns {expected} but the split's feature columns are "
             f"{split.feature_columns}; rerun `anomaly stage preprocess`"
         )
+    return preprocessing
 
-    detector.fit(X, preprocessing_model=preprocessing)
-    history = detector.history_
-    loss = history.get("loss", [])
-    val_loss = history.get("val_loss", [])
-    for name, values in (("loss", loss), ("val_loss", val_loss)):
+
+def _check_finite_losses(history: dict[str, list[float]], learning_rate: float) -> None:
+    """:class:`TrainingDiverged` naming the first epoch whose loss is NaN or infinite."""
+    for name in ("loss", "val_loss"):
+        values = history.get(name, [])
         bad = [i + 1 for i, v in enumerate(values) if not math.isfinite(v)]
         if bad:
             raise TrainingDiverged(
                 f"training diverged: {name} is {values[bad[0] - 1]} at epoch {bad[0]}; "
-                f"lower train.learning_rate (now {params.train.learning_rate})"
+                f"lower train.learning_rate (now {learning_rate})"
             )
 
-    epochs_run = len(loss)
+
+def _fit_metrics(detector: Any, n_rows: int, n_anomalous: int) -> dict[str, float | int]:
+    """Fit time, epochs run, final and best losses, the best epoch, rows (and windows)."""
+    loss = detector.history_.get("loss", [])
+    val_loss = detector.history_.get("val_loss", [])
     metrics: dict[str, float | int] = {
         "fit_seconds": round(float(detector.fit_seconds_), 3),
-        "epochs_run": epochs_run,
+        "epochs_run": len(loss),
         "final_loss": float(loss[-1]),
-        "n_rows": len(X),
+        "n_rows": n_rows,
     }
     if detector.is_sequence:
-        metrics["n_windows"] = (len(X) - detector.window) // detector.stride + 1
+        metrics["n_windows"] = (n_rows - detector.window) // detector.stride + 1
         metrics["train_anomalous_points"] = n_anomalous
-    best_epoch = epochs_run
+    best_epoch = len(loss)
     if val_loss:
         metrics["final_val_loss"] = float(val_loss[-1])
         best_epoch = min(range(len(val_loss)), key=val_loss.__getitem__) + 1
         metrics["best_val_loss"] = float(val_loss[best_epoch - 1])
     metrics["best_epoch"] = best_epoch
+    return metrics
 
-    model_path = atomic_save(root / DETECTOR_FILE, detector.save)
+
+def train(params: Params, root: Path) -> TrainResult:
+    """Fit the detector on the normal training rows with the saved preprocessing model."""
+    layout = Layout.of(params, root)
+    detector = detector_from_params(params)  # ConfigError for an unavailable model.kind
+    split = load_split(params, layout.root, "train")
+    X, n_anomalous = _training_rows(detector, split)
+    preprocessing = _load_preprocessing(layout.preprocessing_model, split)
+
+    detector.fit(X, preprocessing_model=preprocessing)
+    history = detector.history_
+    _check_finite_losses(history, params.train.learning_rate)
+    metrics = _fit_metrics(detector, len(X), n_anomalous)
+    epochs_run, best_epoch = int(metrics["epochs_run"]), int(metrics["best_epoch"])
+
+    model_path = atomic_save(layout.detector, detector.save)
     record = {
         "epochs_run": epochs_run,
         "best_epoch": best_epoch,
-        "restored_best_weights": bool(val_loss) and best_epoch != epochs_run,
+        "restored_best_weights": "final_val_loss" in metrics and best_epoch != epochs_run,
         "history": {k: list(v) for k, v in history.items()},
         "detector": detector.get_params(),
         "feature_columns": split.feature_columns,
@@ -179,8 +187,8 @@ def train(params: Params, root: Path) -> TrainResult:
             f"the whole train series ({len(X)} points, {n_anomalous} labelled anomalous point(s) "
             "kept: windows must stay contiguous)"
         )
-    history_path = atomic_write_json(record, root / HISTORY_FILE)
-    loss_csv_path = _write_loss_csv(history, root / LOSS_CSV)
+    history_path = atomic_write_json(record, layout.history)
+    loss_csv_path = _write_loss_csv(history, layout.loss_csv)
     return TrainResult(
         model_path=model_path,
         history_path=history_path,

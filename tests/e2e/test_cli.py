@@ -8,7 +8,7 @@ import pytest
 
 from tests.e2e.project import BIN, cli_env, make_project
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
 
 def anomaly(root, *args, timeout=600):
@@ -16,11 +16,20 @@ def anomaly(root, *args, timeout=600):
                           capture_output=True, text=True, timeout=timeout)
 
 
+COMMANDS = ("train", "stage", "score", "promote", "models", "report", "serve")
+
+
 def test_help_documents_every_command(tmp_path):
+    import re
+
     done = anomaly(tmp_path, "--help")
     assert done.returncode == 0
-    for command in ("train", "stage", "promote", "models"):
-        assert command in done.stdout
+    # one help line per command, in the parser's order: "  <command>   <what it does>"
+    listed = re.findall(r"^    ([a-z]+) {2,}\S", done.stdout, flags=re.MULTILINE)
+    assert tuple(listed) == COMMANDS, done.stdout
+    for command in COMMANDS:
+        sub = anomaly(tmp_path, command, "--help")
+        assert sub.returncode == 0 and sub.stdout.startswith(f"usage: anomaly {command}"), sub
 
 
 @pytest.mark.parametrize(

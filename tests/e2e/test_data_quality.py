@@ -20,7 +20,8 @@ import pytest
 
 from tests.e2e.project import BIN, cli_env, make_project
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+# e2e: real services and trainings; the global limit of pyproject.toml is too short for them
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(900)]
 
 FEATURES = ["temp", "pressure", "flow", "vibration"]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -39,8 +40,8 @@ def day_of_batches(tmp_path_factory, prefect_api):
     ranges, but a different distribution) and ``bad.csv`` (50 rows without ``temp``:
     quarantined)."""
     from flows.config import load_params
-    from flows.data_quality import entry_day
     from flows.scoring import scoring_flow
+    from flows.steps.report import entry_day
     from flows.training import training_flow
 
     root = make_project(tmp_path_factory.mktemp("report"))
@@ -194,7 +195,8 @@ def test_report_cli_writes_the_day_logs_it_to_mlflow_and_the_page_renders(
 
 def test_a_rerun_replaces_the_day_and_a_day_without_batches_says_so(day_of_batches):
     from flows.config import load_params
-    from flows.data_quality import data_quality_flow, parse_report_date
+    from flows.data_quality import data_quality_flow
+    from flows.steps.report import parse_report_date
 
     root, day, _ = day_of_batches
     params = load_params(root / "params.yaml")
@@ -206,6 +208,8 @@ def test_a_rerun_replaces_the_day_and_a_day_without_batches_says_so(day_of_batch
 
     assert not (folder / "stale.txt").exists()  # replaced whole, not merged
     assert again.html == folder / "report.html" and again.mlflow_run_id
+    rerun = mlflow.MlflowClient(f"sqlite:///{root / 'mlflow.db'}").get_run(again.mlflow_run_id)
+    assert (rerun.data.tags["report.date"], rerun.data.metrics["rows"]) == (day.isoformat(), 800)
     assert sorted(b.batch for b in again.batches) == ["bad.csv", "drifted.parquet", "good.csv"]
     assert json.loads((folder / "report.json").read_text())["totals"]["rows_scored"] == 800
 
@@ -224,3 +228,36 @@ def test_a_rerun_replaces_the_day_and_a_day_without_batches_says_so(day_of_batch
     assert numbers["batches"] == [] and numbers["data_docs"]["index"] is None
     assert numbers["trend"][-2]["date"] == (before - timedelta(days=1)).isoformat()
     assert sum(p["rows"] for p in numbers["trend"]) == 0  # the scored day is after it
+
+
+def test_mlflow_failing_is_retried_as_params_say_and_the_report_stays(
+    prefect_api, tmp_path, monkeypatch
+):
+    import flows.registry
+    from flows.config import Params
+    from flows.data_quality import data_quality_flow
+
+    calls: list[str] = []
+
+    def failing(error: BaseException):
+        def log_report_run(registry, retries, root, report):
+            calls.append(report.date)
+            raise error
+
+        return log_report_run
+
+    params = Params.model_validate({"retries": {"task_retries": 3, "task_delay_seconds": 0}})
+    monkeypatch.setattr(flows.registry, "log_report_run",
+                        failing(ConnectionError("connection refused")))
+
+    report = data_quality_flow(date="2024-01-01", params=params, root=str(tmp_path))
+
+    assert calls == ["2024-01-01"] * 4  # the first try and params.retries.task_retries more
+    assert report.mlflow_run_id is None and report.html.is_file() and report.batches == []
+    assert report.html == tmp_path / "data" / "reports" / "2024-01-01" / "report.html"
+
+    # a bug is not retried: the report is written all the same
+    calls.clear()
+    monkeypatch.setattr(flows.registry, "log_report_run", failing(KeyError("bug")))
+    again = data_quality_flow(date="2024-01-01", params=params, root=str(tmp_path))
+    assert calls == ["2024-01-01"] and again.mlflow_run_id is None and again.html.is_file()

@@ -22,7 +22,8 @@ import pytest
 
 from tests.e2e.project import BIN, cli_env, make_project
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+# e2e: real services and trainings; the global limit of pyproject.toml is too short for them
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(900)]
 
 FEATURES = ["temp", "pressure", "flow", "vibration"]
 SCORE_COLUMNS = ["anomaly_score", "is_anomaly", *(f"contribution_{f}" for f in FEATURES)]
@@ -92,6 +93,12 @@ def no_leftovers(folders) -> None:
             assert not list(folders[name].rglob("*.tmp")), list(folders[name].rglob("*.tmp"))
 
 
+def pq_rows(path: Path) -> int:
+    import pyarrow.parquet as pq
+
+    return pq.ParquetFile(path).metadata.num_rows
+
+
 def scored_files(folders) -> list[str]:
     return sorted(p.name for p in folders["scored"].glob("*.parquet"))
 
@@ -142,8 +149,19 @@ def test_scores_csv_and_parquet_batches_with_the_champion_then_skips_them(projec
     entries = ledger(folders)["batches"]
     assert sorted(e["batch"] for e in entries.values()) == ["b1.csv", "b2.parquet"]
     assert {e["rows"] for e in entries.values()} == {500, 700}
+    by_batch = {e["batch"]: e for e in entries.values()}
+    for b in summary.batches:  # each entry: its counts, model version, output and archived input
+        e = by_batch[b.batch]
+        assert (e["rows"], e["flagged"], e["model_version"], e["model_alias"], e["chunks"]) == (
+            b.rows, b.flagged, 1, "champion", 1)
+        assert e["sha256"] == b.sha256 and Path(e["output"]).name == Path(b.output).name
+        assert Path(e["archived"]).name == b.batch
     assert sorted(p.name for p in (folders["incoming"] / "_done").iterdir()) == [
         "b1.csv", "b2.parquet"]
+    pd.testing.assert_frame_equal(pd.read_csv(folders["incoming"] / "_done" / "b1.csv"), b1,
+                                  check_dtype=False)
+    pd.testing.assert_frame_equal(pd.read_parquet(folders["incoming"] / "_done" / "b2.parquet"),
+                                  b2)
     assert not list(folders["incoming"].glob("*.*"))
 
     # per-batch counts in MLflow, tagged with the model version
@@ -229,7 +247,12 @@ def test_bad_batches_are_quarantined_with_reports_and_no_row_is_lost(project, fo
         pd.testing.assert_frame_equal(out[list(frame.columns)], frame, check_dtype=False)
     assert not list(folders["incoming"].glob("*.*"))
     assert sorted(p.name for p in (folders["incoming"] / "_done").iterdir()) == sorted(good)
-    assert len(ledger(folders)["quarantined"]) == len(bad)
+    quarantined = ledger(folders)["quarantined"]
+    assert len(quarantined) == len(bad)
+    assert {q["batch"]: q["reason"] for q in quarantined} == {
+        name: status[name].reason for name in bad}
+    assert {q["quarantined_to"].split("/")[-1] for q in quarantined} == set(bad)
+    assert sorted(e["batch"] for e in ledger(folders)["batches"].values()) == sorted(good)
     assert "QUARANTINED" in summary.state_message()
     no_leftovers(folders)
 
@@ -258,12 +281,13 @@ def test_unreachable_registry_is_retried_then_fails_clearly_and_touches_nothing(
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{port}")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "3")
-    monkeypatch.setenv("ANOMALY_SCORING_RETRIES", "1")
-    monkeypatch.setenv("ANOMALY_SCORING_RETRY_DELAY_S", "0.1")
     good_rows(project, 50, seed=6).to_parquet(folders["incoming"] / "b.parquet", index=False)
     before = snapshot(folders["incoming"])
-    with pytest.raises(RegistryError, match=r"(?s)failed after \d+ attempts.*reachable"):
-        score(project, folders)
+    # the retries of params.yaml: 2 attempts per registry call, 1 task retry 0.1 s later
+    retries = ("retries.attempts=2", "retries.delay_seconds=0.05", "retries.task_retries=1",
+               "retries.task_delay_seconds=0.1")
+    with pytest.raises(RegistryError, match=r"(?s)failed after 2 attempts.*reachable"):
+        score(project, folders, *retries)
     assert snapshot(folders["incoming"]) == before
     assert not folders["scored"].exists() and not folders["quarantine"].exists()
 
@@ -347,7 +371,9 @@ def test_sigkill_mid_run_then_rerun_scores_each_batch_exactly_once(project, fold
     assert sorted(e["batch"] for e in state["batches"].values()) == [f"{s}.parquet" for s in rows]
     assert state["in_progress"] == {}
     assert not list(folders["incoming"].glob("*.parquet"))
-    assert len(list((folders["incoming"] / "_done").iterdir())) == len(rows)
+    done = folders["incoming"] / "_done"
+    assert sorted(p.name for p in done.iterdir()) == [f"{stem}.parquet" for stem in rows]
+    assert {p.stem: pq_rows(p) for p in done.iterdir()} == rows
     no_leftovers(folders)
     assert score(project, folders, chunked).batches == []
 
@@ -368,7 +394,7 @@ def test_a_promotion_takes_effect_at_the_next_run(project, folders):
         good_rows(project, 120, seed=7).to_csv(folders["incoming"] / "before.csv", index=False)
         assert score(project, folders).model_version == 1
 
-        registry.promote(params, project, 2)  # what `anomaly promote 2` does
+        registry.promote(params.registry, params.retries, project, 2)  # what `anomaly promote 2` does
         good_rows(project, 130, seed=8).to_csv(folders["incoming"] / "after.csv", index=False)
         summary = score(project, folders)
         assert summary.model_version == 2
@@ -376,12 +402,15 @@ def test_a_promotion_takes_effect_at_the_next_run(project, folders):
         before = pd.read_parquet(folders["scored"] / "before.parquet")
         after = pd.read_parquet(folders["scored"] / "after.parquet")
         assert set(before["model_version"]) == {1} and set(after["model_version"]) == {2}
-        assert (project / "data" / "interim" / "suites" / "2.json").is_file()
+        cached = json.loads((project / "data" / "interim" / "suites" / "2.json").read_text())
+        assert cached["name"] == "anomaly-detector_v2" and cached["expectations"]
+        assert cached["meta"]["registered_model"]["version"] == 2
+        assert cached["meta"]["registered_model"]["name"] == "anomaly-detector"
         entries = {e["batch"]: e for e in ledger(folders)["batches"].values()}
         assert entries["before.csv"]["model_version"] == 1
         assert entries["after.csv"]["model_version"] == 2
     finally:
-        registry.promote(params, project, 1)
+        registry.promote(params.registry, params.retries, project, 1)
 
 
 def test_cli_rejects_a_missing_path_before_any_work(project, folders):

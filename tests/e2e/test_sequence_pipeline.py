@@ -17,7 +17,8 @@ import pytest
 
 from tests.e2e.project import BIN, cli_env, make_project, sine_series
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+# e2e: real services and trainings; the global limit of pyproject.toml is too short for them
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(900)]
 
 CHANNELS = ["s0", "s1", "s2"]
 N_POINTS = 2000

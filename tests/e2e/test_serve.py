@@ -26,7 +26,8 @@ import pytest
 
 from tests.e2e.project import BIN, cli_env, make_project
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+# e2e: real services and trainings; the global limit of pyproject.toml is too short for them
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(900)]
 
 FEATURES = ["temp", "pressure", "flow", "vibration"]
 

@@ -10,14 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flows.steps.ingest import (
-    DataError,
-    content_hash,
-    feature_columns,
-    ingest,
-    normal_rows,
-    read_table,
-)
+from flows.columns import feature_columns, normal_rows
+from flows.errors import DataError
+from flows.io import read_table
+from flows.steps.ingest import content_hash, ingest
 
 
 def out_files(root: Path) -> list[Path]:

@@ -15,7 +15,8 @@ import pandas as pd
 import pytest
 
 from flows.config import ConfigError, Params, load_params
-from flows.steps.ingest import DataError, IngestResult, ingest
+from flows.errors import DataError
+from flows.steps.ingest import IngestResult, ingest
 from tests.e2e.project import sine_series
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -34,7 +35,7 @@ def sequence_params(source: str = "data.csv", **dotted) -> Params:
         "data": {"source": source, "label_column": "y", "timestamp_column": "t"},
         "model": {"kind": "lstm_autoencoder", "window": WINDOW, "lstm_units": 8, "latent_dim": 4},
         "train": {"epochs": 2, "batch_size": 64, "learning_rate": 0.005},
-        "threshold": {"method": "quantile", "quantile": 0.99},
+        "threshold": {"method": "quantile", "quantile": {"q": 0.99}},
     }
     for key, value in dotted.items():
         section, name = key.split(".", 1)
@@ -70,7 +71,7 @@ def test_sequence_keys_have_defaults_and_are_checked(tmp_path) -> None:
 
 
 def test_detector_from_params_builds_the_sequence_detector() -> None:
-    from flows.steps.preprocess import detector_from_params
+    from flows.steps.detector_params import detector_from_params
 
     params = sequence_params(**{"model.stride": 2, "model.smoothing": 0,
                                 "model.point_aggregation": "max"})
@@ -83,7 +84,7 @@ def test_detector_from_params_builds_the_sequence_detector() -> None:
 
 
 def test_sequence_kind_without_timestamp_column_is_a_config_error(tmp_path) -> None:
-    from flows.steps.preprocess import detector_from_params
+    from flows.steps.detector_params import detector_from_params
 
     write_csv(tmp_path, series_frame(100))
     params = sequence_params(**{"data.timestamp_column": None})
@@ -190,7 +191,7 @@ def test_a_split_shorter_than_the_window_names_window_split_and_length(tmp_path)
 # --------------------------------------------------------------------------- validate
 @pytest.fixture(scope="module")
 def series_suite(tmp_path_factory):
-    from flows.steps.validate import build_suite
+    from flows.expectations import build_suite
 
     params = sequence_params(**{"validate.max_null_fraction": 0.5})
     train = series_frame(200)
@@ -210,7 +211,7 @@ def test_series_suite_expects_time_order_and_no_null_values(series_suite) -> Non
 
 
 def test_series_with_nan_non_numbers_or_disorder_fails_validation(series_suite) -> None:
-    from flows.steps.validate import quick_check, validate_frame
+    from flows.expectations import quick_check, validate_frame
 
     suite, gx_dir = series_suite
     good = series_frame(100, seed=1)
@@ -358,8 +359,8 @@ def test_envelope_keeps_every_extreme_of_a_long_series() -> None:
 @pytest.mark.slow
 def test_pyfunc_context_rows_and_model_metadata(sequence_run) -> None:
     from anomaly_models.detector import AnomalyDetector
-    from flows.pyfunc_model import AnomalyDetectorModel, context_rows
     from flows.registry import log_pyfunc_model, model_metadata
+    from flows.registry.pyfunc_model import AnomalyDetectorModel, context_rows
 
     root = sequence_run.root
     detector = AnomalyDetector.load(root / "models/model.keras")

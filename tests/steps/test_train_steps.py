@@ -19,11 +19,13 @@ import pytest
 from anomaly_models.detector import AnomalyDetector
 from anomaly_models.thresholds import ThresholdResult, calibrate_threshold
 from flows.config import ConfigError, Params, load_params
+from flows.errors import DataError
 from flows.steps.calibrate import CalibrateResult, calibrate
+from flows.steps.detector_params import detector_from_params
 from flows.steps.evaluate import CURVE_POINTS, DATA_FILES, PNG_FILES, EvaluateResult, evaluate
 from flows.steps.ingest import IngestResult, ingest
 from flows.steps.preprocess import PreprocessResult, preprocess
-from flows.steps.train import TrainResult, detector_from_params, train
+from flows.steps.train import TrainingDiverged, TrainResult, train
 
 pytestmark = pytest.mark.slow
 
@@ -42,10 +44,12 @@ train:
   learning_rate: 0.005
 threshold:
   method: quantile
-  quantile: 0.99
+  quantile:
+    q: 0.99
   # pot needs >= 10 normal validation scores above the initial quantile: ~190 rows * 0.1 = 19
-  pot_initial_quantile: 0.9
-  target_false_alarm_rate: 0.01
+  pot:
+    initial_quantile: 0.9
+    target_false_alarm_rate: 0.01
 evaluate:
   top_flagged_rows: 12
 """
@@ -183,6 +187,40 @@ def test_train_records_history_and_one_loss_row_per_epoch(pipeline):
 
 
 # --------------------------------------------------------------------------- calibration
+def test_fewer_than_two_normal_training_rows_is_a_clear_error(copy_project):
+    root, params = copy_project()
+    split = root / "data/processed/train.parquet"
+    frame = pd.read_parquet(split)
+    one_normal = pd.concat([frame[frame["y"] == 0].head(1), frame[frame["y"] == 1]])
+    one_normal.to_parquet(split, index=False)
+    before = (root / "models/detector.keras").read_bytes()
+    with pytest.raises(DataError, match=r"train\.parquet has 1 normal row\(s\); training needs at least 2"):
+        train(params, root)
+    assert (root / "models/detector.keras").read_bytes() == before  # nothing replaced
+
+
+def test_a_diverged_training_writes_nothing(copy_project, monkeypatch):
+    # A NaN loss cannot be produced on demand with sane data (robust scaling, asinh, Adam): the
+    # real fit runs, then its history is given a NaN epoch, as a diverging fit would record.
+    root, params = copy_project("train.learning_rate=0.5")
+    real_fit = AnomalyDetector.fit
+
+    def diverging_fit(self, *args, **kwargs):
+        fitted = real_fit(self, *args, **kwargs)
+        self.history_["loss"][-1] = float("nan")
+        return fitted
+
+    monkeypatch.setattr(AnomalyDetector, "fit", diverging_fit)
+    before = {name: (root / name).read_bytes()
+              for name in ("models/detector.keras", "models/training_history.json", "plots/loss.csv")}
+    epochs = len(json.loads((root / "models/training_history.json").read_text())["history"]["loss"])
+    with pytest.raises(TrainingDiverged, match=r"training diverged: loss is nan at epoch \d+; "
+                       r"lower train\.learning_rate \(now 0\.5\)"):
+        train(params, root)
+    assert {name: (root / name).read_bytes() for name in before} == before
+    assert epochs >= 1
+
+
 def test_threshold_is_the_quantile_of_normal_validation_scores(pipeline):
     model = AnomalyDetector.load(pipeline.root / "models/model.keras")
     scores = model.score_samples(normal_validation(pipeline.root))
@@ -217,8 +255,8 @@ def test_threshold_json_round_trips(pipeline):
 )
 def test_every_threshold_method_calibrates(copy_project, method, expected_params):
     root, params = copy_project(
-        f"threshold.method={method}", "threshold.quantile=0.95", "threshold.k=2.5",
-        "threshold.iqr_k=2.0",
+        f"threshold.method={method}", "threshold.quantile.q=0.95", "threshold.mean_std.k=2.5",
+        "threshold.median_mad.k=2.5", "threshold.iqr.k=2.0",
     )
     result = calibrate(params, root)
     data = json.loads((root / "models/threshold.json").read_text())
@@ -246,7 +284,7 @@ def test_best_f1_without_labels_names_threshold_method(copy_project):
 
 
 def test_pot_with_too_few_tail_scores_names_threshold_method(copy_project):
-    root, params = copy_project("threshold.method=pot", "threshold.pot_initial_quantile=0.99")
+    root, params = copy_project("threshold.method=pot", "threshold.pot.initial_quantile=0.99")
     with pytest.raises(ConfigError, match=r"threshold\.method: pot cannot calibrate"):
         calibrate(params, root)
 

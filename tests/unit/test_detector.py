@@ -22,18 +22,32 @@ def normal_rows(n: int, seed: int) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def fitted() -> AnomalyDetector:
+def trained() -> AnomalyDetector:
+    """The module's one training (read-only: tests that calibrate take a copy)."""
     det = AnomalyDetector(hidden_dims=[16, 8, 2], epochs=25, batch_size=64, learning_rate=5e-3, seed=3)
     return det.fit(normal_rows(1500, 0))
 
 
 @pytest.fixture(scope="module")
-def calibrated(fitted) -> AnomalyDetector:
-    fitted.calibrate(normal_rows(500, 1), method="quantile", q=0.99)
-    return fitted
+def trained_file(trained, tmp_path_factory):
+    return trained.save(tmp_path_factory.mktemp("detector") / "trained.keras")
 
 
-def test_fit_sets_fitted_attributes(fitted):
+@pytest.fixture
+def fitted(trained_file) -> AnomalyDetector:
+    """A private copy of the trained, uncalibrated detector: a test may calibrate it."""
+    return AnomalyDetector.load(trained_file)
+
+
+@pytest.fixture(scope="module")
+def calibrated(trained_file) -> AnomalyDetector:
+    det = AnomalyDetector.load(trained_file)
+    det.calibrate(normal_rows(500, 1), method="quantile", q=0.99)
+    return det
+
+
+def test_fit_sets_fitted_attributes(trained):
+    fitted = trained
     assert list(fitted.feature_names_in_) == FEATURES and fitted.n_features_in_ == 3
     assert len(fitted.history_["loss"]) >= 1 and "val_loss" in fitted.history_
     assert fitted.training_scores_.shape == (1500,) and fitted.fit_seconds_ > 0
@@ -57,7 +71,6 @@ def test_threshold_is_the_quantile_of_validation_scores(fitted):
     assert isinstance(record, ThresholdResult) and record.method == "quantile"
     assert fitted.threshold_ == pytest.approx(np.quantile(fitted.score_samples(X_val), 0.9))
     assert record.false_alarm_rate == pytest.approx(0.1, abs=0.005)
-    fitted.calibrate(normal_rows(500, 1), method="quantile", q=0.99)  # restore for other tests
 
 
 def test_calibration_with_labels_uses_normal_rows_only(fitted):
@@ -119,6 +132,10 @@ def test_save_load_round_trip_is_exact(calibrated, tmp_path):
     assert list(loaded.feature_names_in_) == FEATURES
     np.testing.assert_array_equal(loaded.score_samples(X), calibrated.score_samples(X))
     np.testing.assert_array_equal(loaded.predict(X), calibrated.predict(X))
+    # the fitted training scores (and their quantiles) come back too, bit for bit
+    assert loaded.training_scores_.dtype == np.float64
+    np.testing.assert_array_equal(loaded.training_scores_, calibrated.training_scores_)
+    assert loaded.training_score_quantiles_ == calibrated.training_score_quantiles_
     # a loaded detector can be saved again
     AnomalyDetector.load(loaded.save(tmp_path / "again.keras"))
 
@@ -230,6 +247,24 @@ def test_bad_constructor_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         detector.resolve_params()
     assert not detector.is_fitted
+
+
+def test_scikit_learn_clone_get_params_and_set_params(fitted):
+    from sklearn.base import clone
+
+    params = fitted.get_params(deep=True)
+    assert params == fitted.get_params(deep=False)
+    assert params["hidden_dims"] == [16, 8, 2] and params["epochs"] == 25 and params["seed"] == 3
+    copy = clone(fitted)
+    assert copy.get_params() == params and not copy.is_fitted  # clone keeps arguments, drops fit
+    assert copy.set_params(epochs=4, learning_rate=1e-2) is copy
+    assert (copy.epochs, copy.learning_rate) == (4, 1e-2) and fitted.epochs == 25
+    with pytest.raises(ValueError, match=r"Invalid parameter 'epoch' for estimator AnomalyDetector"):
+        copy.set_params(epoch=3)
+    # set_params stores as given; fit checks (the same message as the constructor's)
+    copy.set_params(epochs=0)
+    with pytest.raises(ValueError, match="epochs=0"):
+        copy.fit(normal_rows(20, 0))
 
 
 def test_use_before_fit_and_before_calibrate():

@@ -1,0 +1,329 @@
+"""Scoring one batch exactly once (:func:`score_batch`), and cleaning up after runs that died
+(:func:`recover`).
+
+**Exactly once.** A batch is claimed with a non-blocking ``flock`` on ``_locks/<sha256>.lock``
+(released by the kernel when a process dies, even by SIGKILL), then the ledger is checked under
+its own exclusive lock: a batch whose content hash is recorded is skipped (and its input
+archived). The output is written to ``<stem>.parquet.tmp`` and renamed with ``os.replace``, so
+``<stem>.parquet`` is always complete; only then is the ledger entry written, and only then is
+the input moved to ``_done/``. A run that dies at any point leaves at most a ``.tmp`` file and an
+``in_progress`` claim in the ledger; :func:`recover` (run at the start of every scoring run)
+deletes both once the claim's lock is free, and the batch, still in ``incoming``, is scored again
+- the rerun overwrites any output that already carries the batch's hash (written into the Parquet
+metadata as ``anomaly.batch_sha256``). Two concurrent runs on the same folder never score a batch
+twice: the second one sees the claim (``being scored by another run``) or the ledger entry
+(``already scored``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from flows.io import display_path, file_sha256, move_file, unlink_quietly
+from flows.layout import TMP_SUFFIX, ScoringDirs
+from flows.steps.score.batches import Claim, free_path, output_name
+from flows.steps.score.ledger import Ledger, LedgerTxn, iso_time, now
+from flows.steps.score.loop import score_to_file
+from flows.steps.score.options import ScoringOptions
+from flows.steps.score.quarantine import quarantine
+from flows.steps.score.results import BatchRejected, BatchResult
+from flows.steps.score.scorer import BatchScorer, ModelRef
+from flows.steps.score.series import SeriesCursor, StreamContext
+from flows.steps.score.state import RunState
+
+if TYPE_CHECKING:
+    import great_expectations as gx
+
+__all__ = ["recover", "score_batch"]
+
+_log = logging.getLogger(__package__)  # "flows.steps.score", as before the package split
+
+#: The temporary names of :func:`flows.io.atomic_save` (ledger, reports, quarantined copies):
+#: written only under the ledger lock, so any found while :func:`recover` holds it are leftovers.
+_ATOMIC_LEFTOVERS = ".*.tmp-*"
+
+
+class _Results:
+    """Makes the :class:`BatchResult` of one batch: its name, source, model version, duration."""
+
+    def __init__(self, path: Path, dirs: ScoringDirs, model_version: int) -> None:
+        self.started = time.perf_counter()
+        self.base = {"batch": path.name, "source": display_path(dirs.root, path) or str(path)}
+        self.model_version = model_version
+
+    def seconds(self) -> float:
+        return round(time.perf_counter() - self.started, 3)
+
+    def __call__(self, status: str, **kw: Any) -> BatchResult:
+        kw.setdefault("model_version", self.model_version)
+        return BatchResult(status=status, seconds=self.seconds(), **self.base, **kw)
+
+
+@dataclass
+class _Job:
+    """A batch claimed in the ledger: where its output goes, and its series cursor."""
+
+    path: Path
+    sha: str
+    size: int
+    output: Path
+    tmp: Path
+    cursor: SeriesCursor | None
+
+
+def score_batch(
+    path: str | Path,
+    *,
+    scorer: BatchScorer,
+    suite: gx.ExpectationSuite,
+    options: ScoringOptions,
+    suite_path: str | Path | None = None,
+    state: RunState | None = None,
+) -> BatchResult:
+    """Score one batch file exactly once (see the module docstring for the protocol).
+
+    ``suite_path``: where ``suite`` was read from (named in quarantine reports). ``state``: what
+    the run keeps between batches (:meth:`RunState.start` of its own when None).
+
+    Returns a :class:`BatchResult` with status ``scored``, ``quarantined`` (bad data: the file and
+    its report are in the quarantine folder) or ``skipped`` (already in the ledger, being scored
+    by another run, or gone). Raises only for failures that are not the data's fault (disk full,
+    a bug, GX failing); the batch then stays where it was for the next run.
+    """
+    path = Path(path).expanduser().resolve()
+    dirs = options.dirs
+    result = _Results(path, dirs, scorer.model.version)
+    try:
+        sha, size = file_sha256(path), path.stat().st_size
+    except FileNotFoundError:
+        return result("skipped", reason="gone: moved away by another run or a person")
+    except IsADirectoryError:
+        return result("skipped", reason="a folder, not a batch file")
+
+    claim = Claim(dirs.claim_lock(sha))
+    if not claim.acquire():
+        return result("skipped", sha256=sha, reason="being scored by another run right now")
+    settled = False  # the batch's fate is in the ledger: the claim's lock file can go
+    try:
+        job = _claim_in_ledger(path, sha, size, scorer, options, result)
+        if isinstance(job, BatchResult):  # already scored, or gone
+            settled = True
+            return job
+        scored_at = now()
+        state = state or RunState.start(dirs)
+        try:
+            with state.collector.frozen():
+                stats = score_to_file(
+                    path, tmp=job.tmp, output=job.output, sha=sha, scorer=scorer, suite=suite,
+                    options=options, scored_at=scored_at, state=state, cursor=job.cursor,
+                )
+        except BatchRejected as rejection:
+            unlink_quietly(job.tmp)
+            quarantined = _record_quarantined(job, rejection, scorer.model, dirs, suite_path, result)
+            settled = True
+            return quarantined
+        except BaseException:
+            unlink_quietly(job.tmp)
+            with contextlib.suppress(Exception), Ledger(dirs.scored).locked() as txn:
+                txn.release(sha)
+            settled = True
+            raise
+        scored = _record_scored(job, stats, scorer.model, dirs, scored_at, result)
+        settled = True
+        return scored
+    finally:
+        claim.release(remove=settled)
+
+
+def _claim_in_ledger(
+    path: Path, sha: str, size: int, scorer: BatchScorer, options: ScoringOptions,
+    result: _Results,
+) -> _Job | BatchResult:
+    """Under the ledger lock: a skipped result for a batch already scored (its input archived)
+    or gone; else the batch's claim recorded ``in_progress`` with its output's name."""
+    dirs = options.dirs
+    with Ledger(dirs.scored).locked() as txn:
+        entry = txn.get(sha)
+        if entry is not None:
+            if dirs.in_incoming(path) and path.exists():
+                move_file(path, free_path(dirs.done, path.name, sha))
+            same = "" if entry.get("batch") == path.name else (
+                f" (same content as {entry.get('batch')})"
+            )
+            return result(
+                "skipped",
+                sha256=sha,
+                rows=entry.get("rows"),
+                flagged=entry.get("flagged"),
+                output=entry.get("output"),
+                model_version=entry.get("model_version"),
+                reason=f"already scored{same} at {entry.get('scored_at')} by version "
+                f"{entry.get('model_version')}",
+            )
+        if not path.exists():
+            return result("skipped", sha256=sha, reason="gone: processed by another run")
+        stale = txn.in_progress.get(sha)
+        if stale is not None:  # we hold the claim: its previous owner is dead
+            unlink_quietly(dirs.root / stale["tmp"] if stale.get("tmp") else None)
+        name = output_name(txn, dirs, path.name, sha)
+        job = _Job(path, sha, size, output=dirs.scored / name, tmp=dirs.partial_output(name),
+                   cursor=_cursor(txn, path, scorer, options))
+        txn.claim(sha, {
+            "batch": path.name,
+            "output": display_path(dirs.root, job.output),
+            "tmp": display_path(dirs.root, job.tmp),
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "started": iso_time(),
+        })
+    return job
+
+
+def _cursor(
+    txn: LedgerTxn, path: Path, scorer: BatchScorer, options: ScoringOptions
+) -> SeriesCursor | None:
+    """For a sequence model: the cursor that continues the stream kept in the ledger."""
+    if not scorer.is_sequence:
+        return None
+    kept = txn.data.get("stream")
+    return SeriesCursor(
+        features=scorer.features,
+        timestamp_column=scorer.timestamp_column,
+        context_rows=scorer.context_rows,
+        start=StreamContext.from_dict(kept) if kept else None,
+        batch=path.name,
+        max_gap_steps=options.max_gap_steps,
+    )
+
+
+def _record_quarantined(
+    job: _Job,
+    rejection: BatchRejected,
+    model: ModelRef,
+    dirs: ScoringDirs,
+    suite_path: str | Path | None,
+    result: _Results,
+) -> BatchResult:
+    """Quarantine the batch (report + file) and record it in the ledger, releasing the claim."""
+    path, sha = job.path, job.sha
+    with Ledger(dirs.scored).locked() as txn:
+        dest, report_path = quarantine(
+            path, sha=sha, size=job.size, rejection=rejection, dirs=dirs, model=model,
+            suite_path=Path(suite_path) if suite_path else None,
+        )
+        txn.release(sha)
+        txn.add_quarantine({
+            "batch": path.name,
+            "sha256": sha,
+            "reason": rejection.reason,
+            "stage": rejection.stage,
+            "quarantined_to": display_path(dirs.root, dest),
+            "report": display_path(dirs.root, report_path),
+            "model_version": model.version,
+            "at": iso_time(),
+        })
+    _log.info("quarantined %s: %s", path.name, rejection.reason)
+    return result(
+        "quarantined",
+        sha256=sha,
+        reason=rejection.reason,
+        quarantined_to=display_path(dirs.root, dest),
+        report=display_path(dirs.root, report_path),
+    )
+
+
+def _record_scored(
+    job: _Job,
+    stats: dict[str, Any],
+    model: ModelRef,
+    dirs: ScoringDirs,
+    scored_at: datetime,
+    result: _Results,
+) -> BatchResult:
+    """Record the scored batch in the ledger (and the stream's new context), release the claim,
+    then archive the input to ``_done/`` when it came from the incoming folder."""
+    path, sha, cursor = job.path, job.sha, job.cursor
+    archived = free_path(dirs.done, path.name, sha) if dirs.in_incoming(path) else None
+    tail = cursor.finish() if cursor is not None else None
+    notes = list(cursor.notes) if cursor is not None else []
+    series = {} if cursor is None else {
+        "context_from": cursor.start.batch if cursor.continues else None, "notes": notes,
+    }
+    with Ledger(dirs.scored).locked() as txn:
+        if tail is not None:  # the newest point of the stream so far: the next batch's context
+            txn.keep_stream(tail.to_dict())
+        txn.record(sha, {
+            "batch": path.name,
+            "sha256": sha,
+            "rows": stats["rows"],
+            "flagged": stats["flagged"],
+            "rate": stats["flagged"] / stats["rows"] if stats["rows"] else 0.0,
+            "model_name": model.name,
+            "model_version": model.version,
+            "model_alias": model.alias,
+            "model_uri": model.uri,
+            "output": display_path(dirs.root, job.output),
+            "source": display_path(dirs.root, path),
+            "archived": display_path(dirs.root, archived),
+            "scored_at": scored_at.isoformat(timespec="seconds"),
+            "chunks": stats["chunks"],
+            "seconds": result.seconds(),
+            **series,
+        })
+        txn.release(sha)
+    if archived is not None:
+        move_file(path, archived)
+    return result(
+        "scored",
+        sha256=sha,
+        rows=stats["rows"],
+        flagged=stats["flagged"],
+        output=display_path(dirs.root, job.output),
+        chunks=stats["chunks"],
+        timings=stats["timings"],
+        notes=notes,
+    )
+
+
+def recover(dirs: ScoringDirs) -> list[str]:
+    """Clean up after runs that died: drop their ``in_progress`` claims (when the claim's lock is
+    free, i.e. the owner is gone) and delete their ``*.tmp`` files in the scored and quarantine
+    folders. Safe while other runs are scoring: their claims are locked and left alone.
+    Returns the files removed (relative to the root when inside it)."""
+    if not dirs.scored.is_dir():
+        return []
+    removed: list[str] = []
+    with Ledger(dirs.scored).locked() as txn:
+        live: set[Path] = set()
+        for sha, claimed in list(txn.in_progress.items()):
+            tmp = dirs.root / claimed["tmp"] if claimed.get("tmp") else None
+            lock = Claim(dirs.claim_lock(sha))
+            if not lock.acquire():
+                if tmp is not None:
+                    live.add(tmp.resolve())
+                continue
+            try:
+                if tmp is not None and tmp.exists():
+                    tmp.unlink()
+                    removed.append(display_path(dirs.root, tmp) or str(tmp))
+                txn.release(sha)
+            finally:
+                lock.release(remove=True)
+        for folder in (dirs.scored, dirs.quarantine):
+            if not folder.is_dir():
+                continue
+            for tmp in [*folder.glob(f"*{TMP_SUFFIX}"), *folder.glob(_ATOMIC_LEFTOVERS)]:
+                if tmp.resolve() not in live and tmp.is_file():
+                    unlink_quietly(tmp)
+                    removed.append(display_path(dirs.root, tmp) or str(tmp))
+    if removed:
+        _log.warning("removed leftovers of an interrupted scoring run: %s", ", ".join(removed))
+    return removed
