@@ -19,7 +19,7 @@ export MPLBACKEND := Agg
 PREFECT_PORT ?= 4200
 PREFECT_SERVER_URL := http://127.0.0.1:$(PREFECT_PORT)/api
 
-.PHONY: help run test test-fast repro ui prefect-server serve score report bench lint clean
+.PHONY: help run test test-random test-fast repro ui prefect-server serve score report bench lint clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -33,11 +33,14 @@ $(STAMP): pyproject.toml
 run: $(STAMP)  ## train on the built-in default data (Prefect flow) and register the model
 	$(BIN)/anomaly train
 
-test: $(STAMP)  ## the whole test suite (real Keras, Prefect, MLflow, GX, DVC)
-	$(BIN)/pytest
+test: $(STAMP)  ## the whole test suite (real Keras, Prefect, MLflow, GX, DVC), in file order
+	$(BIN)/pytest -p no:randomly
+
+test-random: $(STAMP)  ## the same in a random order (pytest-randomly; it prints the seed to rerun)
+	$(BIN)/pytest -p randomly
 
 test-fast: $(STAMP)  ## the tests not marked slow or e2e
-	$(BIN)/pytest -m "not slow and not e2e"
+	$(BIN)/pytest -p no:randomly -m "not slow and not e2e"
 
 repro: $(STAMP)  ## the same pipeline through DVC: dvc repro
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/dvc repro

@@ -38,14 +38,15 @@ __all__ = [
 # MLflow's set_tracking_uri / set_registry_uri also write MLFLOW_TRACKING_URI / MLFLOW_REGISTRY_URI
 # into os.environ (for subprocesses). A value that *we* put there must not later pass for the
 # user's choice, or every project root after the first in one process would reuse the first
-# store: remember what we set and ignore the variable while it still holds exactly that. (This
-# mirrors os.environ, which is process-wide itself; it is no cache.)
-_OWN_ENV: dict[str, str] = {}
+# store: remember every value we set and ignore the variable while it holds one of them (not
+# only the last: code that saves and restores os.environ around a run may put back an earlier
+# one). This mirrors os.environ, which is process-wide itself; it is no cache.
+_OWN_ENV: dict[str, set[str]] = {}
 
 
 def _user_env(name: str) -> str | None:
     value = os.environ.get(name, "").strip()
-    if not value or value == _OWN_ENV.get(name):
+    if not value or value in _OWN_ENV.get(name, ()):
         return None
     return value
 
@@ -54,7 +55,7 @@ def _set_global_uri(name: str, setter: Callable[[str], None], uri: str) -> None:
     before = os.environ.get(name)
     setter(uri)
     if before != uri and os.environ.get(name) == uri:
-        _OWN_ENV[name] = uri
+        _OWN_ENV.setdefault(name, set()).add(uri)
 
 
 def safe_uri(uri: str) -> str:

@@ -9,6 +9,7 @@ their message on stderr and no traceback.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 
 import numpy as np
@@ -73,12 +74,17 @@ def test_registered_pyfunc_scores_a_series_with_and_without_context(sequence_pro
     import mlflow
 
     root, params, results = sequence_project
-    previous = mlflow.get_tracking_uri()
+    # set_tracking_uri also writes os.environ: restore both, or later tests inherit this store
+    previous = mlflow.get_tracking_uri(), os.environ.get("MLFLOW_TRACKING_URI")
     mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
     try:
         model = mlflow.pyfunc.load_model(f"models:/{params.registry.model_name}@champion")
     finally:
-        mlflow.set_tracking_uri(previous)
+        mlflow.set_tracking_uri(previous[0])
+        if previous[1] is None:
+            os.environ.pop("MLFLOW_TRACKING_URI", None)
+        else:
+            os.environ["MLFLOW_TRACKING_URI"] = previous[1]
 
     meta = model.metadata.metadata
     assert meta["anomaly_kind"] == "lstm_autoencoder" and meta["timestamp_column"] == "timestamp"
