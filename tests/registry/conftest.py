@@ -122,7 +122,8 @@ class TinyRegistry:
         """A client of the project's database, built independently of flows.registry."""
         from mlflow import MlflowClient
 
-        return MlflowClient(tracking_uri=self.db_uri)
+        # both URIs: a registry URI left global by an earlier test must not be used instead
+        return MlflowClient(tracking_uri=self.db_uri, registry_uri=self.db_uri)
 
     def aliases(self, name: str = MODEL_NAME) -> dict[str, int]:
         """``{alias: version}`` as the database holds them now."""
