@@ -425,3 +425,33 @@ def test_cli_rejects_a_missing_path_before_any_work(project, folders):
     assert "absent.csv: no such file" in done.stderr and "Traceback" not in done.stderr
     assert "notes.txt: not a CSV or Parquet file" in done.stderr
     assert not folders["scored"].exists() and not folders["quarantine"].exists()
+
+
+def test_mlflow_failing_after_the_batches_were_scored_keeps_them_scored(
+    project, folders, monkeypatch, caplog
+):
+    import mlflow
+
+    # A tracking store that goes down between resolving the model and logging the run cannot be
+    # staged on demand in one process: the log step's start_run fails as a dead store would.
+    def store_down(*args, **kwargs):
+        raise ConnectionError("tracking store unreachable (connection refused)")
+
+    batch = good_rows(project, 120, seed=41)
+    batch.to_parquet(folders["incoming"] / "late.parquet", index=False)
+    real_start_run = mlflow.start_run
+    monkeypatch.setattr(mlflow, "start_run", store_down)
+    try:
+        summary = score(project, folders, "retries.task_retries=1", "retries.task_delay_seconds=0")
+    finally:
+        monkeypatch.setattr(mlflow, "start_run", real_start_run)
+
+    assert [(b.batch, b.status, b.rows) for b in summary.batches] == [("late.parquet", "scored", 120)]
+    assert summary.mlflow_run_id is None  # not logged, and the run did not fail for it
+    assert "could not log the scoring run to MLflow" in caplog.text
+    out = pd.read_parquet(folders["scored"] / "late.parquet")
+    assert len(out) == 120 and {"anomaly_score", "is_anomaly"} <= set(out.columns)
+    entry = next(e for e in ledger(folders)["batches"].values() if e["batch"] == "late.parquet")
+    assert (entry["rows"], entry["model_version"], entry["flagged"]) == (
+        120, 1, summary.batches[0].flagged)
+    assert not (folders["incoming"] / "late.parquet").exists()  # archived, not to be rescored
