@@ -11,6 +11,7 @@ from keras import ops
 from anomaly_models.checks import check_non_negative_int, check_positive_int
 from anomaly_models.layers.numerical_anomaly_detection import NumericalAnomalyDetection
 from anomaly_models.models.autoencoder import Autoencoder
+from anomaly_models.models.score_weights import training_scores_weight
 
 
 @keras.saving.register_keras_serializable(package="anomaly_models")
@@ -64,19 +65,7 @@ class FeatureScoreNetwork(keras.Model):
         self.feature_scale = self.add_weight(
             shape=(self.num_features,), initializer="ones", trainable=False, name="feature_scale"
         )
-        # Created only when there is something to hold: files written without this weight have
-        # no variable for it, and the number of variables must match theirs to load.
-        self.training_scores = (
-            self.add_weight(
-                shape=(self.num_training_scores,),
-                initializer="zeros",
-                dtype="float64",
-                trainable=False,
-                name="training_scores",
-            )
-            if self.num_training_scores
-            else None
-        )
+        self.training_scores = training_scores_weight(self, self.num_training_scores)
 
     def per_feature_scores(self, inputs: Any, training: bool | None = None) -> Any:
         """The core's unscaled per-feature scores, ``(batch, d)``."""

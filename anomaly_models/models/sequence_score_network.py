@@ -8,6 +8,7 @@ import keras
 
 from anomaly_models.checks import check_non_negative_int, check_positive_int
 from anomaly_models.models.lstm_autoencoder_anomaly import LSTMAutoencoderAnomaly
+from anomaly_models.models.score_weights import training_scores_weight
 
 
 # The registered name ("anomaly_models>SequenceScoreNetwork") is what `.keras` files written
@@ -74,19 +75,7 @@ class SequenceScoreNetwork(keras.Model):
         self.channel_scale = self.add_weight(
             shape=(self.num_channels,), initializer="ones", trainable=False, name="channel_scale"
         )
-        # Created only when there is something to hold: files written without this weight have
-        # no variable for it, and the number of variables must match theirs to load.
-        self.training_scores = (
-            self.add_weight(
-                shape=(self.num_training_scores,),
-                initializer="zeros",
-                dtype="float64",
-                trainable=False,
-                name="training_scores",
-            )
-            if self.num_training_scores
-            else None
-        )
+        self.training_scores = training_scores_weight(self, self.num_training_scores)
 
     def call(self, inputs: Any, training: bool | None = None) -> Any:
         return self.autoencoder(inputs, training=training)
