@@ -34,6 +34,7 @@ from flows.registry.package import (
     download_artifact,
     log_pyfunc_model,
     pip_requirements,
+    run_has_artifact,
 )
 from flows.registry.promotion import (
     CHALLENGER,
@@ -69,6 +70,7 @@ __all__ = [
     "configure_mlflow",
     "decide_promotion",
     "download_artifact",
+    "run_has_artifact",
     "fetch_suite",
     "is_transient",
     "list_versions",

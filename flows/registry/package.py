@@ -40,6 +40,7 @@ __all__ = [
     "log_artifacts",
     "log_pyfunc_model",
     "pip_requirements",
+    "run_has_artifact",
 ]
 
 _log = logging.getLogger(__name__)
@@ -149,6 +150,24 @@ def log_artifacts(paths: Iterable[Path]) -> list[str]:
             mlflow.log_artifact(str(path), artifact_path=where)
             logged.append(f"{where}/{path.name}")
     return logged
+
+
+def run_has_artifact(
+    registry: RegistryParams,
+    retries: RetryParams,
+    root: str | Path,
+    run_id: str,
+    artifact_path: str,
+) -> bool:
+    """Whether run ``run_id`` lists the file ``artifact_path`` (e.g. :data:`SUITE_ARTIFACT`)."""
+    connect_existing(registry, root)
+    parent = artifact_path.rpartition("/")[0] or None
+
+    def _listed() -> bool:
+        listing = mlflow.MlflowClient().list_artifacts(run_id, parent)
+        return any(a.path == artifact_path and not a.is_dir for a in listing)
+
+    return with_retry(retries, f"listing the artifacts of run {run_id}", _listed)
 
 
 def download_artifact(

@@ -59,6 +59,14 @@ def fetch_suite(params: Params, root: str | Path, info: VersionInfo) -> Path:
             f"{info.model_uri} has no run, so no expectation suite to validate batches with; "
             "register versions with the pipeline (`anomaly train`)"
         )
+    if not registry.run_has_artifact(
+        params.registry, params.retries, root, info.run_id, registry.SUITE_ARTIFACT
+    ):
+        raise registry.RegistryError(
+            f"{info.model_uri} has no expectation suite ({registry.SUITE_ARTIFACT} is not among "
+            f"the artifacts of run {info.run_id}), so scoring cannot validate batches against it; "
+            "register versions with the pipeline (`anomaly train`), or move the alias to one that was"
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=path.parent, prefix=".download-") as tmp:
         local = registry.download_artifact(

@@ -172,11 +172,12 @@ def test_version_without_suite_artifact_fails_scoring_with_a_clear_message(
     assert info.run_id == reg.run_id
     with pytest.raises(RegistryError) as err:
         fetch_suite(params, root, info)
-    message = str(err.value)  # MLflow's own words follow ours
-    assert message.startswith(
-        f"downloading 'reports/expectation_suite.json' of run {reg.run_id} failed: "
+    assert str(err.value) == (
+        f"models:/tiny-detector/1 has no expectation suite (reports/expectation_suite.json is not "
+        f"among the artifacts of run {reg.run_id}), so scoring cannot validate batches against "
+        "it; register versions with the pipeline (`anomaly train`), or move the alias to one "
+        "that was"
     )
-    assert "Failed to download artifacts from path 'expectation_suite.json'" in message
     cache = suite_cache_path(params, root, info.version)
     assert not cache.exists()
-    assert [p.name for p in cache.parent.iterdir()] == []  # the download's temp folder is gone
+    assert not cache.parent.exists() or not any(cache.parent.iterdir())  # nothing half-written

@@ -10,9 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flows.columns import feature_columns, normal_rows
+from flows.columns import normal_rows
 from flows.errors import DataError
-from flows.io import read_table
 from flows.steps.ingest import content_hash, ingest
 
 
@@ -348,20 +347,3 @@ def test_bad_input_leaves_previous_outputs_alone(tmp_path, frame, make_params) -
     with pytest.raises(DataError):
         ingest(make_params("bad.csv"), tmp_path)
     assert {p: p.read_bytes() for p in out_files(tmp_path / "data")} == before
-
-
-def test_feature_columns_helper(frame, make_params) -> None:
-    assert feature_columns(frame, make_params()) == ["a", "b", "c"]
-    frame["flag"] = frame["a"] > 0  # booleans are not numeric features
-    assert feature_columns(frame, make_params()) == ["a", "b", "c"]
-    assert feature_columns(frame, make_params(**{"data.label_column": None})) == [
-        "a",
-        "b",
-        "c",
-        "y",
-    ]
-
-
-def test_read_table_reads_csv_and_parquet(tmp_path, frame) -> None:
-    frame.to_parquet(tmp_path / "x.parquet", index=False)
-    pd.testing.assert_frame_equal(read_table(tmp_path / "x.parquet"), frame)
