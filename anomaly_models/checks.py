@@ -63,9 +63,16 @@ def check_finite_float(name: str, value: Any) -> float:
     return number
 
 
-def check_finite_matrix(X: np.ndarray, what: str = "X", columns: Sequence[str] | None = None) -> None:
-    """Raise when a 2-D float array holds NaN or inf, naming the columns and counts."""
-    bad = ~np.isfinite(X)
+def check_finite_matrix(
+    X: np.ndarray,
+    what: str = "X",
+    columns: Sequence[str] | None = None,
+    *,
+    allow_nan: bool = False,
+) -> None:
+    """Raise when a 2-D float array holds inf (or NaN, unless ``allow_nan``), naming the
+    columns and counts."""
+    bad = np.isinf(X) if allow_nan else ~np.isfinite(X)
     if not bad.any():
         return
     per_column = bad.sum(axis=0)
@@ -74,6 +81,12 @@ def check_finite_matrix(X: np.ndarray, what: str = "X", columns: Sequence[str] |
         f"{names[j]!s} ({int(per_column[j])} rows)" for j in np.flatnonzero(per_column)[:10]
     ]
     n_nan, n_inf = int(np.isnan(X).sum()), int(np.isinf(X).sum())
+    if allow_nan:
+        raise ValueError(
+            f"{what} contains {n_inf} infinite values, in column(s): {', '.join(parts)}. An "
+            "infinite value has no meaningful score: replace it (NaN is allowed and imputed "
+            "with the training median) or drop these rows."
+        )
     raise ValueError(
         f"{what} contains {n_nan} NaN and {n_inf} infinite values, in column(s): {', '.join(parts)}. "
         "Impute or drop these rows before fitting or scoring."

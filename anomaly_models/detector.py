@@ -2,7 +2,9 @@
 
 The contract follows scikit-learn and PyOD:
 
-* ``fit(X)`` on normal rows (DataFrame or 2-D array of numbers) -> ``self``;
+* ``fit(X)`` on normal rows (DataFrame or 2-D array of numbers) -> ``self``; for the tabular
+  kinds a NaN is a missing value, replaced by the feature's training median inside the model
+  (at fit and at scoring alike), while inf is refused;
 * ``calibrate(X_val, y_val=None, method=..., **params)`` sets ``threshold_`` (an absolute number in
   score units, see :mod:`anomaly_models.thresholds`) on data that training never saw;
 * ``score_samples(X)`` -> ``(n,)`` float64, higher = more anomalous;

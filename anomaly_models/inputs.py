@@ -70,7 +70,8 @@ def as_table(X: Any, feature_names: Sequence[str] | None = None) -> pd.DataFrame
 
     Raises:
         ValueError: empty ``X``, no or duplicate columns, missing fitted columns, a wrong
-            number of array columns, non-numeric columns, NaN or inf (naming the columns).
+            number of array columns, non-numeric columns, inf (naming the columns). NaN is a
+            missing value, imputed by the preprocessing model with the training median.
     """
     frame = X if isinstance(X, pd.DataFrame) else _table_from_array(X, feature_names)
     if frame.shape[0] == 0:
@@ -94,7 +95,8 @@ def as_table(X: Any, feature_names: Sequence[str] | None = None) -> pd.DataFrame
     frame = frame.rename(columns=str)
     _reject_non_numeric(frame, "X")
     values = frame.to_numpy(dtype="float64", na_value=np.nan)
-    check_finite_matrix(values, "X", list(frame.columns))
+    # NaN is a missing value: the preprocessing model replaces it by the training median
+    check_finite_matrix(values, "X", list(frame.columns), allow_nan=True)
     return frame.astype("float32")
 
 

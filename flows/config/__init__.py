@@ -19,6 +19,7 @@ from flows.config.loading import (
 from flows.config.sections import (
     RENAMED_THRESHOLD_KEYS,
     SEQUENCE_KINDS,
+    SEVERITIES,
     DataParams,
     EvaluateParams,
     ExpectationSpec,
@@ -42,6 +43,7 @@ __all__ = [
     "RENAMED_THRESHOLD_KEYS",
     "ROOT_ENV_VAR",
     "SEQUENCE_KINDS",
+    "SEVERITIES",
     "ConfigError",
     "DataParams",
     "EvaluateParams",

@@ -26,9 +26,14 @@ from pydantic import (
 from anomaly_models.kinds import KINDS, SEQUENCE_KINDS
 from anomaly_models.thresholds import METHODS, THRESHOLD_METHODS
 
+#: Great Expectations' failure severities (``FailureSeverity``), most severe first. Only a
+#: ``critical`` failure refuses training or quarantines a batch.
+SEVERITIES: tuple[str, ...] = ("critical", "warning", "info")
+
 __all__ = [
     "RENAMED_THRESHOLD_KEYS",
     "SEQUENCE_KINDS",
+    "SEVERITIES",
     "DataParams",
     "EvaluateParams",
     "ExpectationSpec",
@@ -148,10 +153,15 @@ class ExpectationSpec(_Section):
     type: Annotated[str, Field(pattern=r"^expect_[a-z0-9_]+$")]
     kwargs: dict[str, Any] = Field(default_factory=dict)
     meta: dict[str, Any] = Field(default_factory=dict)
+    #: GX's severity: ``critical`` (the data contract: a failure refuses training and
+    #: quarantines a batch), ``warning`` or ``info`` (recorded and reported, never refused).
+    severity: Literal[SEVERITIES] = "critical"  # type: ignore[valid-type]
 
 
 class ValidateParams(_Section):
     range_margin: Annotated[float, Field(ge=0, strict=True)] = 0.1
+    #: The level of the training-range *warning*: it is raised when fewer than this share of a
+    #: column's rows lie inside the range (a warning never refuses training or a batch).
     range_mostly: Annotated[float, Field(gt=0, le=1, strict=True)] = 0.999
     max_null_fraction: Annotated[float, Field(ge=0, lt=1, strict=True)] = 0.0
     expectations: list[ExpectationSpec] = Field(default_factory=list)

@@ -29,7 +29,12 @@ from flows.expectations.context import (
     import_gx,
 )
 from flows.expectations.quick_check import quick_check
-from flows.expectations.results import ValidationReport, failure_lines, report_of
+from flows.expectations.results import (
+    ValidationReport,
+    failure_lines,
+    has_critical_failure,
+    report_of,
+)
 from flows.expectations.run import (
     KEPT_DEFINITIONS,
     RESULT_FORMATS,
@@ -38,17 +43,21 @@ from flows.expectations.run import (
     validate_frame,
 )
 from flows.expectations.suite import (
+    CHECK_SEVERITY,
     NUMERIC_TYPES,
     SUITE_NAME,
     build_suite,
     copy_suite,
     load_suite,
     model_inputs,
+    range_bounds,
     save_suite,
+    severity_of,
     suite_json,
 )
 
 __all__ = [
+    "CHECK_SEVERITY",
     "DATA_DOCS_SITE",
     "KEPT_DEFINITIONS",
     "NUMERIC_TYPES",
@@ -65,12 +74,15 @@ __all__ = [
     "gx_context",
     "gx_context_dir",
     "gx_run_name",
+    "has_critical_failure",
     "import_gx",
     "load_suite",
     "model_inputs",
     "quick_check",
+    "range_bounds",
     "report_of",
     "save_suite",
+    "severity_of",
     "suite_json",
     "validate_frame",
 ]

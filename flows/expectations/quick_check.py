@@ -1,4 +1,5 @@
-"""The quick check: whether a frame passes a suite, decided with numpy in milliseconds.
+"""The quick check: whether a frame passes a suite's critical expectations, decided with numpy
+in milliseconds.
 
 Scoring validates every chunk of a batch; Great Expectations costs ~0.6 s per call whatever the
 chunk size, more than scoring the chunk. :func:`quick_check` evaluates the expectation types
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from flows.expectations.suite import model_inputs
+from flows.expectations.suite import model_inputs, severity_of
 
 if TYPE_CHECKING:
     import great_expectations as gx
@@ -135,7 +136,8 @@ def _quick_datetime(kind: str, kw: dict[str, Any], values: pd.Series) -> bool | 
 
 
 def quick_check(df: pd.DataFrame, suite: gx.ExpectationSuite) -> bool | None:
-    """Whether ``df`` passes ``suite``, decided with numpy in milliseconds, or None.
+    """Whether ``df`` passes ``suite``'s critical expectations (its data contract; warnings are
+    not evaluated), decided with numpy in milliseconds, or None.
 
     Scoring validates every chunk of a batch; Great Expectations costs ~0.6 s per call whatever
     the chunk size, more than scoring the chunk. This evaluates the expectation types that
@@ -147,6 +149,8 @@ def quick_check(df: pd.DataFrame, suite: gx.ExpectationSuite) -> bool | None:
     frame = model_inputs(df, suite)
     seen: dict[str, _Numbers] = {}
     for expectation in suite.expectations:
+        if severity_of(expectation) != "critical":
+            continue  # warnings never refuse a chunk (out_of_range counts the range per row)
         kind = expectation.expectation_type
         kw = dict(expectation.configuration.kwargs)
         allowed = _QUICK_KWARGS.get(kind)

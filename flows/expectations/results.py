@@ -17,18 +17,22 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from flows.expectations.suite import severity_of
 from flows.io import jsonable
 
-__all__ = ["ValidationReport", "failure_lines", "report_of"]
+__all__ = ["ValidationReport", "failure_lines", "has_critical_failure", "report_of"]
 
 
 @dataclass
 class ValidationReport:
     """Outcome of validating one batch against a suite.
 
-    ``failed``: one readable line per failed expectation (:func:`failure_lines`); ``raw``: GX's
-    result as strict JSON; ``data_docs_index`` / ``data_docs_page``: the site's index and the
-    batch's page, None where GX built none.
+    ``success``: no *critical* expectation failed (GX's own ``success`` is False for a failed
+    warning too). ``failed``: one readable line per failed critical expectation
+    (:func:`failure_lines`); ``warnings``: the same for failed warning/info expectations, and
+    ``warning_rows``: per column, the rows they found unexpected (``{"table": n}`` for table
+    checks). ``raw``: GX's result as strict JSON; ``data_docs_index`` / ``data_docs_page``: the
+    site's index and the batch's page, None where GX built none.
     """
 
     batch_name: str
@@ -38,15 +42,28 @@ class ValidationReport:
     data_docs_index: Path | None
     data_docs_page: Path | None = None
     n_failed: int = 0
+    warnings: list[str] = field(default_factory=list)
+    warning_rows: dict[str, int] = field(default_factory=dict)
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def n_warnings(self) -> int:
+        """Failed expectations of severity warning or info."""
+        return len(self.warnings)
 
     def summary(self) -> str:
         head = f"batch {self.batch_name!r}: " + (
             f"all {self.n_expectations} expectations passed"
-            if self.success
+            if self.success and not self.warnings
             else f"{self.n_failed} of {self.n_expectations} expectations failed"
+            if not self.success
+            else f"no critical expectation failed of {self.n_expectations}"
         )
-        return "\n".join([head, *(f"  - {line}" for line in self.failed)])
+        lines = [head, *(f"  - {line}" for line in self.failed)]
+        if self.warnings:
+            lines.append(f"  {self.n_warnings} warning(s), not refused:")
+            lines.extend(f"  - {line}" for line in self.warnings)
+        return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -55,7 +72,29 @@ class ValidationReport:
             "n_expectations": self.n_expectations,
             "n_failed": self.n_failed,
             "failed": list(self.failed),
+            "n_warnings": self.n_warnings,
+            "warnings": list(self.warnings),
+            "warning_rows": dict(self.warning_rows),
         }
+
+
+def _is_critical(result: Any) -> bool:
+    return severity_of(result.expectation_config) == "critical"
+
+
+def has_critical_failure(vr: Any) -> bool:
+    """Whether a critical expectation failed in GX's validation result ``vr``."""
+    return any(not r.success and _is_critical(r) for r in vr.results)
+
+
+def _unexpected_rows(results: list[Any]) -> dict[str, int]:
+    """Per column (``table`` for table checks): the most rows one failed result found."""
+    rows: dict[str, int] = {}
+    for r in results:
+        column = str(r.expectation_config.kwargs.get("column") or "table")
+        n = int((r.result or {}).get("unexpected_count") or 0)
+        rows[column] = max(rows.get(column, 0), n)
+    return rows
 
 
 def report_of(
@@ -66,16 +105,29 @@ def report_of(
     data_docs: tuple[Path | None, Path | None] = (None, None),
 ) -> ValidationReport:
     """The report of GX's validation result ``vr`` of ``frame`` (the model inputs validated)
-    against ``suite``; ``data_docs``: ``(index, page)``."""
+    against ``suite``; ``data_docs``: ``(index, page)``. Failed results are split by severity:
+    critical ones decide ``success``, the others are warnings (left out on a column that has a
+    critical failure)."""
     index, page = data_docs
+    order = list((suite.meta or {}).get("columns") or [])
+    failed = [r for r in vr.results if not r.success]
+    critical = [r for r in failed if _is_critical(r)]
+    refused = {r.expectation_config.kwargs.get("column") for r in critical}
+    # a column that broke the contract (missing, text, inf) needs no range warning as well
+    warned = [
+        r for r in failed
+        if not _is_critical(r) and r.expectation_config.kwargs.get("column") not in refused
+    ]
     return ValidationReport(
         batch_name=batch_name,
-        success=bool(vr.success),
+        success=not critical,
         n_expectations=len(vr.results),
-        failed=failure_lines(vr, frame, list((suite.meta or {}).get("columns") or [])),
+        failed=failure_lines(critical, frame, order),
         data_docs_index=index,
         data_docs_page=page,
-        n_failed=sum(1 for r in vr.results if not r.success),
+        n_failed=len(critical),
+        warnings=failure_lines(warned, frame, order),
+        warning_rows=_unexpected_rows(warned),
         raw=jsonable(vr.to_json_dict()),
     )
 
@@ -207,14 +259,14 @@ def _non_numbers(values: pd.Series, limit: int = 3) -> str:
     return f" (e.g. {', '.join(shown)})" if shown else ""
 
 
-def failure_lines(vr: Any, frame: pd.DataFrame, column_order: list[str]) -> list[str]:
-    """One readable line per failed expectation of GX's result ``vr`` of ``frame``:
-    table-level first, then per column in the suite's column order. A missing column gets one
-    line instead of one per expectation; a non-numeric column gets its type failure only (its
-    range checks cannot mean anything)."""
+def failure_lines(results: Any, frame: pd.DataFrame, column_order: list[str]) -> list[str]:
+    """One readable line per failed expectation among ``results`` (GX's expectation results,
+    or a whole validation result) of ``frame``: table-level first, then per column in the
+    suite's column order. A missing column gets one line instead of one per expectation; a
+    non-numeric column gets its type failure only (its range checks cannot mean anything)."""
     table: list[str] = []
     by_column: dict[str, list[Any]] = {}
-    for result in vr.results:
+    for result in getattr(results, "results", results):
         if result.success:
             continue
         col = result.expectation_config.kwargs.get("column")

@@ -10,6 +10,12 @@ built-in expectation names its check in ``meta.check`` (columns, row_count, not_
 time_order, numeric, finite, range; ``user`` for the declared ones): the readable failure lines
 of :mod:`flows.expectations.results` and the quick check go by it.
 
+Every expectation carries GX's own ``severity`` (:data:`CHECK_SEVERITY`): the data contract
+(columns, types, nulls, finite values, row count, time order) is ``critical``; the training range
+is a ``warning``. Only critical failures refuse a training split or quarantine a batch; warnings
+are recorded and reported. Declared expectations are critical unless their ``severity`` says
+otherwise.
+
 For the sequence kinds (``model.kind: lstm_autoencoder``) the data is an ordered series: the
 suite also expects the timestamp column to be not null and **strictly increasing** (sorted, no
 duplicated timestamps; check ``time_order``), and every value column to hold no null at all,
@@ -40,13 +46,16 @@ if TYPE_CHECKING:
     import great_expectations as gx
 
 __all__ = [
+    "CHECK_SEVERITY",
     "NUMERIC_TYPES",
     "SUITE_NAME",
     "build_suite",
     "copy_suite",
     "load_suite",
     "model_inputs",
+    "range_bounds",
     "save_suite",
+    "severity_of",
     "suite_json",
 ]
 
@@ -67,6 +76,19 @@ NUMERIC_TYPES = [
     "float",
 ]
 _FLOAT_MAX = float(np.finfo(np.float64).max)  # "finite" = within +-float64 max (inf is outside)
+
+#: The severity of each built-in check: the data contract is ``critical`` (a failure refuses
+#: training and quarantines a batch); the training-range profile is a ``warning``: rows outside
+#: the range are what a detector exists to flag, so they are scored and marked, never refused.
+CHECK_SEVERITY: dict[str, str] = {
+    "columns": "critical",
+    "row_count": "critical",
+    "not_null": "critical",
+    "time_order": "critical",
+    "numeric": "critical",
+    "finite": "critical",
+    "range": "warning",
+}
 
 
 def model_inputs(df: pd.DataFrame, suite: gx.ExpectationSuite) -> pd.DataFrame:
@@ -103,6 +125,7 @@ def _built_in_expectations(
 
     def add(expectation: Any, check: str) -> None:
         expectation.meta = {**(expectation.meta or {}), "check": check}
+        expectation.severity = CHECK_SEVERITY[check]
         expectations.append(expectation)
 
     add(gxe.ExpectTableColumnsToMatchSet(column_set=columns, exact_match=True), "columns")
@@ -155,7 +178,7 @@ def _user_expectations(params: Params) -> list[Any]:
                 keys=[f"validate.expectations[{i}].type"],
             ) from None
         try:
-            expectation = impl(**spec.kwargs, meta=dict(spec.meta))
+            expectation = impl(**spec.kwargs, meta=dict(spec.meta), severity=spec.severity)
         except Exception as exc:  # GX's pydantic (v1) validation errors and TypeErrors
             reason = " ".join(str(exc).split())
             raise ConfigError(
@@ -262,10 +285,11 @@ def load_suite(path: str | Path) -> gx.ExpectationSuite:
     import_gx()
     from great_expectations.core import ExpectationSuite
 
+    expectations = [_with_severity(e) for e in d["expectations"]]
     try:
         suite = ExpectationSuite(
             name=d["name"],
-            expectations=d["expectations"],
+            expectations=expectations,
             meta=d.get("meta") or {},
             notes=d.get("notes"),
         )
@@ -277,3 +301,32 @@ def load_suite(path: str | Path) -> gx.ExpectationSuite:
             " expectation(s) could not be loaded"
         )
     return suite
+
+
+def _with_severity(expectation: Any) -> Any:
+    """A suite entry written before severities (no ``severity`` key) gets its built-in check's
+    severity, so a version registered earlier warns about ranges instead of quarantining."""
+    if not isinstance(expectation, dict) or "severity" in expectation:
+        return expectation
+    check = (expectation.get("meta") or {}).get("check")
+    return {**expectation, "severity": CHECK_SEVERITY.get(check, "critical")}
+
+
+# --------------------------------------------------------------------------- reading
+def severity_of(expectation_config: Any) -> str:
+    """``"critical"``, ``"warning"`` or ``"info"``: GX's severity of an expectation (or of an
+    expectation configuration in a validation result)."""
+    severity = getattr(expectation_config, "severity", None)
+    return str(getattr(severity, "value", severity) or "critical")
+
+
+def range_bounds(suite: Any) -> dict[str, tuple[float, float]]:
+    """``{column: (min, max)}`` of the suite's training-range checks (``meta.check == "range"``):
+    the training range widened by ``validate.range_margin``, what ``out_of_range`` counts."""
+    bounds: dict[str, tuple[float, float]] = {}
+    for expectation in suite.expectations:
+        if (expectation.meta or {}).get("check") != "range":
+            continue
+        kw = expectation.configuration.kwargs
+        bounds[str(kw["column"])] = (float(kw["min_value"]), float(kw["max_value"]))
+    return bounds

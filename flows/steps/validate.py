@@ -5,10 +5,16 @@ Reads the three splits, builds the suite from ``train`` (what it expects:
 (``<root>/gx``, Data Docs updated), and writes ``<snapshot_dir>/expectation_suite.json`` (what
 scoring validates new batches with) and ``<snapshot_dir>/validation_report.json`` (also when a
 split fails). The GX plumbing lives in :mod:`flows.expectations`.
+
+Only *critical* expectations (the data contract: columns, types, nulls, finite values) refuse
+the training data. Failed *warnings* (values outside the training split's range, in the
+validation or test split) are recorded per split and column in the report, the Data Docs and
+the metrics (``<split>_warnings``), and logged once.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,6 +26,8 @@ from flows.io import atomic_write_json, read_table
 from flows.layout import SPLIT_NAMES, Layout
 
 __all__ = ["ValidateResult", "ValidationFailed", "validate"]
+
+log = logging.getLogger(__name__)
 
 
 class ValidationFailed(DataError):
@@ -89,7 +97,7 @@ def validate(params: Params, root: Path) -> ValidateResult:
 
     validator = Validator(layout.gx_dir)
     reports = {name: validator.validate(frames[name], suite, name) for name in SPLIT_NAMES}
-    success = all(r.success for r in reports.values())
+    success = all(r.success for r in reports.values())  # critical expectations only
     index = next((r.data_docs_index for r in reports.values() if r.data_docs_index), None)
     suite_path = save_suite(suite, layout.suite)
 
@@ -98,6 +106,7 @@ def validate(params: Params, root: Path) -> ValidateResult:
         "success": success,
         "suite": layout.relative(suite_path),
         "n_expectations": n_expectations,
+        "n_warnings": sum(r.n_warnings for r in reports.values()),
         "data_docs_index": layout.relative(index),
         "batches": {name: r.to_dict() for name, r in reports.items()},
     }
@@ -105,6 +114,16 @@ def validate(params: Params, root: Path) -> ValidateResult:
     metrics: dict[str, float | int] = {"n_expectations": n_expectations}
     for name, r in reports.items():
         metrics[f"{name}_failed_expectations"] = r.n_failed
+        metrics[f"{name}_warnings"] = r.n_warnings
+    warned = [r for r in reports.values() if r.warnings]
+    if success and warned:  # once, for all splits; a refusal's message carries them instead
+        log.warning(
+            "validation warnings (not refused; the range check is a profile, not the contract):"
+            "\n%s",
+            "\n".join(
+                f"{r.batch_name}: " + "; ".join(r.warnings) for r in warned
+            ),
+        )
 
     if not success:
         raise ValidationFailed(

@@ -39,26 +39,28 @@ def _variants(batch: pd.DataFrame, suite) -> dict[str, pd.DataFrame]:
     return v
 
 
-#: (variant, the quick check's verdict, whether GX passes it): None = left to GX
+#: (variant, the quick check's verdict, whether GX passes it (no critical failure), the columns
+#: with a failed warning): None = left to GX. Values outside the training range are warnings
+#: (beyond range_mostly), never failures.
 CASES = [
-    ("clean", True, True),
-    ("no label", True, True),
-    ("one far value (within range_mostly? no: 1 of 100)", False, False),
-    ("nan", False, False),
-    ("inf", False, False),
-    ("-inf", False, False),
-    ("missing column", False, False),
-    ("extra column", False, False),
-    ("int column as float32", True, True),
-    ("inf in a float32 column", False, False),
-    ("values exactly at the range bounds", True, True),
-    ("empty", False, False),
-    ("string column", None, False),  # strings: GX decides
-    ("2 far values in 2000 (within mostly)", True, True),
-    ("3 far values in 2000 (beyond mostly)", False, False),
-    ("3 far integers in 2000 (beyond mostly)", False, False),
-    ("2 far integers in 2000 (within mostly)", True, True),
-    ("a column of NaN only", False, False),
+    ("clean", True, True, []),
+    ("no label", True, True, []),
+    ("one far value (within range_mostly? no: 1 of 100)", True, True, ["a"]),
+    ("nan", False, False, []),
+    ("inf", False, False, []),
+    ("-inf", False, False, []),
+    ("missing column", False, False, []),
+    ("extra column", False, False, []),
+    ("int column as float32", True, True, []),
+    ("inf in a float32 column", False, False, []),
+    ("values exactly at the range bounds", True, True, []),
+    ("empty", False, False, []),
+    ("string column", None, False, []),  # strings: GX decides
+    ("2 far values in 2000 (within mostly)", True, True, []),
+    ("3 far values in 2000 (beyond mostly)", True, True, ["a"]),
+    ("3 far integers in 2000 (beyond mostly)", True, True, ["c"]),
+    ("2 far integers in 2000 (within mostly)", True, True, []),
+    ("a column of NaN only", False, False, []),
 ]
 
 
@@ -72,13 +74,18 @@ def test_every_variant_has_a_case(batch, suite) -> None:
     assert [name for name, *_ in CASES] == list(_variants(batch, suite))
 
 
-@pytest.mark.parametrize(("name", "verdict", "gx_passes"), CASES, ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(
+    ("name", "verdict", "gx_passes", "warned"), CASES, ids=[c[0] for c in CASES]
+)
 def test_quick_check_agrees_with_great_expectations(
-    batch, suite, validator, name, verdict, gx_passes
+    batch, suite, validator, name, verdict, gx_passes, warned
 ) -> None:
     frame = _variants(batch, suite)[name]
-    gx_ok = validator.validate(frame, suite, f"quick {name}", build_docs=False).success
+    report = validator.validate(frame, suite, f"quick {name}", build_docs=False)
+    gx_ok = report.success
     assert gx_ok is gx_passes, name
+    assert sorted(report.warning_rows) == warned, (name, report.warnings)
+    assert all("values between" in line for line in report.warnings), report.warnings
     assert quick_check(frame, suite) is verdict, name
     if verdict is not None:  # every case states whether a verdict is expected; None = GX's
         assert verdict is gx_ok, (name, verdict, gx_ok)

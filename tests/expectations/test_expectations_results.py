@@ -23,10 +23,20 @@ def test_report_summary_and_dict() -> None:
         "n_expectations": 7,
         "n_failed": 1,
         "failed": ["column 'a': must not be null"],
+        "n_warnings": 0,
+        "warnings": [],
+        "warning_rows": {},
     }
     assert ValidationReport("b2", True, 7, [], None).summary() == (
         "batch 'b2': all 7 expectations passed"
     )
+    warned = ValidationReport("b3", True, 7, [], None, warnings=["column 'a': far"],
+                              warning_rows={"a": 2})
+    assert warned.summary() == (
+        "batch 'b3': no critical expectation failed of 7\n  1 warning(s), not refused:\n"
+        "  - column 'a': far"
+    )
+    assert warned.to_dict()["warning_rows"] == {"a": 2} and warned.n_warnings == 1
 
 
 def test_clean_batch_passes(batch, suite, check) -> None:
@@ -48,13 +58,28 @@ def test_a_failing_user_expectation_is_reported(train, features, batch, make_par
     assert any(line.startswith("column 'b': values between [None, 12]:") for line in report.failed)
 
 
-def test_out_of_range_value(batch, suite, check) -> None:
+def test_out_of_range_value_is_a_warning_not_a_failure(batch, suite, check) -> None:
     batch.loc[5, "b"] = 1000.0
     report = check(batch, suite)
-    assert not report.success
-    (line,) = report.failed
+    assert report.success and report.failed == [] and report.n_failed == 0
+    (line,) = report.warnings
     assert line.startswith("column 'b': values between [")
     assert "1 of 100 rows outside" in line and "examples: 1000" in line
+    assert report.warning_rows == {"b": 1}
+    assert not report.raw["success"]  # GX's own verdict counts the warning as a failure
+
+
+def test_a_declared_warning_is_not_a_failure(train, features, batch, make_params, check) -> None:
+    params = make_params(
+        expectations=[
+            {"type": "expect_column_values_to_be_between", "severity": "warning",
+             "kwargs": {"column": "b", "max_value": 12}}
+        ]
+    )
+    report = check(batch, build_suite(train, features, params))
+    assert report.success and report.failed == []
+    assert [w.split(":")[0] for w in report.warnings] == ["column 'b'"]
+    assert report.warning_rows["b"] == int((batch["b"] > 12).sum())
 
 
 def test_missing_column(batch, suite, check) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from flows.expectations import Validator, build_suite, copy_suite, gx_context, validate_frame
@@ -49,7 +50,10 @@ def test_without_docs_a_pass_builds_no_page_and_a_failure_does(batch, suite, tmp
     assert passed.data_docs_page is None
     assert not list(gx_dir.rglob("*.html"))
     bad = batch.copy()
-    bad.loc[5, "b"] = 1000.0
+    bad.loc[5, "b"] = np.nan  # a critical failure (a range warning rebuilds no page)
+    warned = validate_frame(batch.assign(b=batch["b"] * 100), suite, gx_dir, "quiet-warn",
+                            build_docs=False)
+    assert warned.success and warned.warnings and warned.data_docs_page is None
     failed = validate_frame(bad, suite, gx_dir, "quiet-fail", build_docs=False)
     assert not failed.success and failed.failed
     assert failed.data_docs_page is not None and failed.data_docs_page.is_file()
@@ -69,9 +73,9 @@ def test_without_docs_each_call_is_stored_and_a_removed_gx_folder_is_recreated(
     # `anomaly serve`) is set up again rather than failing every later batch
     shutil.rmtree(gx_dir)
     bad = batch.copy()
-    bad.loc[5, "b"] = 1000.0
+    bad.loc[5, "b"] = np.nan
     failed = validator.validate(bad, suite, "after-removal", build_docs=False)
-    assert not failed.success and failed.failed[0].startswith("column 'b': values between [")
+    assert not failed.success and failed.failed[0].startswith("column 'b': must not be null")
     assert _stored_runs(gx_dir) == ["after-removal"]
     assert failed.data_docs_page is not None and failed.data_docs_page.is_file()
     assert lookups == [gx_dir, gx_dir]  # looked up again once, after the kept one failed
@@ -117,7 +121,8 @@ def test_result_format_sets_how_much_gx_records(batch, suite, tmp_path) -> None:
                                 result_format=fmt)
         (failure,) = [r for r in report.raw["results"] if not r["success"]]
         recorded[fmt] = failure["result"]
-        assert report.failed == [report.failed[0]] and "1 of 100 rows outside" in report.failed[0]
+        assert report.warnings == [report.warnings[0]]
+        assert "1 of 100 rows outside" in report.warnings[0]
     assert recorded["BASIC"]["partial_unexpected_list"] == [1000.0]
     assert "partial_unexpected_index_list" not in recorded["BASIC"]
     assert recorded["SUMMARY"]["partial_unexpected_index_list"] == [5]

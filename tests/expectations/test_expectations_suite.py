@@ -78,10 +78,50 @@ def test_label_column_is_optional_in_a_batch(batch, suite, check) -> None:
     assert check(batch.drop(columns=["y"]), suite).success
 
 
-def test_a_rare_extreme_value_is_tolerated_by_range_mostly(train, suite, check) -> None:
+def test_a_rare_extreme_value_is_below_the_warning_level_of_range_mostly(train, suite, check):
     big = pd.concat([train] * 7, ignore_index=True)  # 2100 rows: 1 outlier < 0.1 %
     big.loc[3, "b"] = 1000.0
-    assert check(big, suite).success
+    report = check(big, suite)
+    assert report.success and report.warnings == []
+    big.loc[4:6, "b"] = 1000.0  # 4 of 2100: beyond range_mostly, a warning, still no failure
+    report = check(big, suite)
+    assert report.success and report.warning_rows == {"b": 4}
+
+
+def test_severities_follow_gx_and_the_contract(suite, train, features, make_params) -> None:
+    from great_expectations.expectations.expectation_configuration import FailureSeverity
+
+    from flows.config import SEVERITIES
+    from flows.expectations import CHECK_SEVERITY, severity_of
+
+    assert tuple(s.value for s in FailureSeverity) == SEVERITIES
+    by_check = {}
+    for e in suite.expectations:
+        by_check.setdefault(e.meta["check"], set()).add(severity_of(e))
+    assert by_check == {check: {CHECK_SEVERITY[check]} for check in by_check}
+    assert by_check["range"] == {"warning"} and by_check["finite"] == {"critical"}
+    declared = build_suite(train, features, make_params(expectations=[
+        {"type": "expect_column_mean_to_be_between", "kwargs": {"column": "a", "max_value": 9}},
+        {"type": "expect_column_mean_to_be_between", "kwargs": {"column": "b", "max_value": 9},
+         "severity": "info"},
+    ]))
+    assert [severity_of(e) for e in declared.expectations[-2:]] == ["critical", "info"]
+
+
+def test_a_suite_saved_before_severities_warns_about_ranges(suite, tmp_path) -> None:
+    import json
+
+    from flows.expectations import severity_of
+
+    path = save_suite(suite, tmp_path / "suite.json")
+    old = json.loads(path.read_text())
+    for e in old["expectations"]:
+        e.pop("severity")
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    loaded = load_suite(tmp_path / "old.json")
+    assert [severity_of(e) for e in loaded.expectations] == [
+        severity_of(e) for e in suite.expectations
+    ]
 
 
 def test_nan_allowed_up_to_max_null_fraction(train, features, batch, make_params, check) -> None:

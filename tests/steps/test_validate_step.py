@@ -71,3 +71,24 @@ def test_validate_step_needs_the_split(tmp_path) -> None:
     params = Params.model_validate({"data": {"source": "x.csv", "label_column": "y"}})
     with pytest.raises(DataError, match=r"train split not found: .*run the ingest step first"):
         validate(params, tmp_path)
+
+
+def test_values_outside_the_training_range_warn_once_and_do_not_refuse(project, caplog) -> None:
+    """One ordinary extreme value in a small split is 1 of ~120 rows, far over the 0.1 % of
+    validate.range_mostly: a warning in the report, the metrics and the log, not a refusal."""
+    params, root = project
+    path = root / "data" / "processed" / "validation.parquet"
+    df = pd.read_parquet(path)
+    df.loc[[2, 7], "b"] = [1e4, -1e4]  # b lies in [10, 20] in training
+    df.to_parquet(path, index=False)
+    with caplog.at_level("WARNING", logger="flows.steps.validate"):
+        result = validate(params, root)
+    assert result.success
+    assert result.reports["validation"].warning_rows == {"b": 2}
+    assert result.metrics["validation_warnings"] == 1 and result.metrics["train_warnings"] == 0
+    report = json.loads(result.report_path.read_text())
+    assert report["success"] is True and report["n_warnings"] == 1
+    (line,) = report["batches"]["validation"]["warnings"]
+    assert line.startswith("column 'b': values between [") and f"2 of {len(df)} rows" in line
+    records = [r for r in caplog.records if r.name == "flows.steps.validate"]
+    assert len(records) == 1 and line in records[0].getMessage()

@@ -33,7 +33,8 @@ Modules, in the order a batch meets them:
     batch       score_batch: claim -> chunk loop -> record scored or quarantined; recover
     loop        the chunk loop: read -> check -> score -> write, with three helper threads
     chunks      reading a batch in chunks (CSV, compressed CSV, Parquet)
-    check       per-chunk validation (columns, quick check, GX) and the failures' severity
+    check       per-chunk validation (columns, quick check, GX) and the failures' rank
+    ranges      out_of_range: per row, the features outside the training range
     scorer      BatchScorer: the model as a function of feature rows; ModelRef
     series      time order and context across chunks and batches (sequence models)
     output      the score and model columns, Parquet encodings, writing the scored file
@@ -46,12 +47,20 @@ Modules, in the order a batch meets them:
 
 **Bad input** never stops the run nor loses data: a batch that cannot be read (missing, empty,
 corrupt, or compressed with a codec whose package is not installed), lacks a feature column, or
-fails any expectation of the suite is moved to the quarantine folder with its report (a file
+fails a *critical* expectation of the suite (the data contract: columns, numeric types, nulls
+beyond ``validate.max_null_fraction``, infinite values) is moved to the quarantine folder with its
+report (a file
 given by path from outside the incoming folder is *copied* there and left where it was); the
 other batches go on. A column the model does not take is a problem too (a renamed column, a file
 meant for another model), unless it is listed in ``scoring.passthrough_columns`` (ids,
 timestamps...): those are carried through to the output unvalidated. The label column of
 training, when a batch has it, is dropped from validation and kept.
+
+**Extreme values are not bad input.** Values outside the training range fail only the suite's
+*warnings*: the batch is scored, each row gets ``out_of_range`` (how many of its features lie
+outside the range, :mod:`.ranges`), and the ledger entry carries ``out_of_range_rows``, the
+count per feature and GX's warning lines. An allowed NaN is imputed by the model (the training
+median), not rejected.
 
 **Chunks.** A batch is read ``scoring.chunk_rows`` rows at a time (:mod:`.chunks`). Each chunk is
 validated (:mod:`.check`), scored and written with a ``pyarrow.parquet.ParquetWriter``, so a batch
@@ -68,7 +77,7 @@ cast is quarantined with that message.
 from flows.layout import ScoringDirs
 from flows.steps.score.batch import recover, score_batch
 from flows.steps.score.batches import Claim, discover_batches, expand_paths, free_path
-from flows.steps.score.check import ChunkChecker, check_not_scored, severity, validate_chunk
+from flows.steps.score.check import ChunkChecker, check_not_scored, failure_rank, validate_chunk
 from flows.steps.score.chunks import ChunkReader, iter_chunks, rechunk
 from flows.steps.score.ledger import LEDGER_FORMAT, Ledger, LedgerTxn, exclusive_lock, iso_time
 from flows.steps.score.loop import SEQUENCE_CHUNK_FACTOR, score_to_file
@@ -76,6 +85,7 @@ from flows.steps.score.memory import GC_EVERY_ROWS, GarbageCollector
 from flows.steps.score.options import ScoringOptions
 from flows.steps.score.output import META_SHA, MODEL_COLUMNS, ScoredFileWriter, output_sha
 from flows.steps.score.quarantine import quarantine
+from flows.steps.score.ranges import OUT_OF_RANGE, RangeCounter
 from flows.steps.score.results import STATUSES, BatchRejected, BatchResult, ScoringSummary
 from flows.steps.score.scorer import SCORE_COLUMNS, BatchScorer, ModelRef, is_input_error
 from flows.steps.score.series import SeriesCursor, SeriesOrderError, StreamContext, timestamps_of
@@ -86,6 +96,7 @@ __all__ = [
     "LEDGER_FORMAT",
     "META_SHA",
     "MODEL_COLUMNS",
+    "OUT_OF_RANGE",
     "SCORE_COLUMNS",
     "SEQUENCE_CHUNK_FACTOR",
     "STATUSES",
@@ -99,6 +110,7 @@ __all__ = [
     "Ledger",
     "LedgerTxn",
     "ModelRef",
+    "RangeCounter",
     "RunState",
     "ScoredFileWriter",
     "ScoringDirs",
@@ -111,6 +123,7 @@ __all__ = [
     "discover_batches",
     "exclusive_lock",
     "expand_paths",
+    "failure_rank",
     "free_path",
     "is_input_error",
     "iso_time",
@@ -121,7 +134,6 @@ __all__ = [
     "rechunk",
     "score_batch",
     "score_to_file",
-    "severity",
     "timestamps_of",
     "validate_chunk",
 ]

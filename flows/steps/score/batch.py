@@ -275,6 +275,9 @@ def _record_scored(
             "archived": display_path(dirs.root, archived),
             "scored_at": scored_at.isoformat(timespec="seconds"),
             "chunks": stats["chunks"],
+            "out_of_range_rows": stats["out_of_range_rows"],
+            "out_of_range": stats["out_of_range"],
+            "warnings": stats["warnings"],
             "seconds": result.seconds(),
             **series,
         })
@@ -290,6 +293,8 @@ def _record_scored(
         chunks=stats["chunks"],
         timings=stats["timings"],
         notes=notes,
+        out_of_range_rows=stats["out_of_range_rows"],
+        warnings=stats["warnings"],
     )
 
 

@@ -4,7 +4,10 @@ The first chunk of a batch always goes through Great Expectations (its result is
 project's GX context with the batch name and row range: the batch's Data Docs entry). Later
 chunks are checked by :func:`~flows.expectations.quick_check`, which is milliseconds instead of
 GX's ~0.6 s, and go to GX only when it does not pass them, so a failing chunk is always judged and
-reported by GX. ``mostly`` expectations (``validate.range_mostly``) therefore hold per chunk.
+reported by GX. Only critical expectations (the data contract) reject a chunk; the quick check
+evaluates only those. The training-range warnings are GX's on the chunks it validates (their
+lines go to the ledger), and :mod:`flows.steps.score.ranges` counts every row's features outside
+the range in ``out_of_range``.
 
 A first chunk that the quick check passes is validated by GX in a background thread
 (:class:`ChunkChecker`) while the batch is scored (TensorFlow and pyarrow release the GIL); the
@@ -24,25 +27,26 @@ from flows.expectations import ValidationReport, Validator, quick_check
 from flows.layout import ScoringDirs
 from flows.steps.score.ledger import exclusive_lock
 from flows.steps.score.output import MODEL_COLUMNS
+from flows.steps.score.ranges import OUT_OF_RANGE
 from flows.steps.score.results import BatchRejected
 from flows.steps.score.scorer import SCORE_COLUMNS
 
 if TYPE_CHECKING:
     import great_expectations as gx
 
-__all__ = ["ChunkChecker", "check_not_scored", "severity", "validate_chunk"]
+__all__ = ["ChunkChecker", "check_not_scored", "failure_rank", "validate_chunk"]
 
 _SEVERE = ("table", "missing", "must be numeric", "must not be null", "must be finite")
 
 
-def severity(line: str) -> int:
+def failure_rank(line: str) -> int:
     """Rank of a failure line for the one-line reason: structure and types before ranges."""
     return next((i for i, word in enumerate(_SEVERE) if word in line), len(_SEVERE))
 
 
 def check_not_scored(frame: pd.DataFrame) -> None:
     """Reject a batch that already has the columns scoring adds (a scored file fed back in)."""
-    added = [*SCORE_COLUMNS, *MODEL_COLUMNS]
+    added = [*SCORE_COLUMNS, OUT_OF_RANGE, *MODEL_COLUMNS]
     taken = [c for c in frame.columns if c in added or c.startswith("contribution_")]
     if taken:
         raise BatchRejected(
@@ -59,7 +63,7 @@ def _reason(report: ValidationReport, missing: list[str], unknown: list[str]) ->
         if unknown:
             reason += f"; the batch has column(s) the model does not know: {unknown} (renamed?)"
         return reason
-    ordered = sorted(report.failed, key=severity)  # stable: suite order within a rank
+    ordered = sorted(report.failed, key=failure_rank)  # stable: suite order within a rank
     shown = "; ".join(ordered[:3]) or "the expectation suite failed"
     more = len(ordered) - 3
     return f"failed validation: {shown}" + (f" (+{more} more)" if more > 0 else "")
@@ -77,8 +81,10 @@ def validate_chunk(
     passthrough: Sequence[str] = (),
     first: bool = True,
     background: ThreadPoolExecutor | None = None,
-) -> Future[ValidationReport] | None:
-    """Validate one chunk; raise :class:`BatchRejected` naming the problem when it fails.
+) -> Future[ValidationReport] | ValidationReport | None:
+    """Validate one chunk; raise :class:`BatchRejected` naming the problem when a *critical*
+    expectation fails (failed warnings, such as values outside the training range, are in the
+    returned report: the chunk is scored).
 
     ``features``: the model's columns (what the batch needs when the suite names none);
     ``validator``: the run's GX validator (``dirs.gx_lock`` is held around each call);
@@ -86,7 +92,8 @@ def validate_chunk(
 
     With ``background``, a first chunk that the quick check passes is handed to GX in that
     executor, and the Future is returned: ``.result()`` raises :class:`BatchRejected` if GX
-    disagrees. Returns None when the chunk is validated already.
+    disagrees. Returns GX's report when GX validated the chunk here, None when the quick check
+    alone passed it.
     """
     meta = suite.meta or {}
     required = list(meta.get("columns") or [])
@@ -130,8 +137,7 @@ def validate_chunk(
 
     if passes and background is not None:
         return background.submit(with_gx)
-    with_gx()
-    return None
+    return with_gx()
 
 
 class ChunkChecker:
@@ -157,6 +163,22 @@ class ChunkChecker:
         self.passthrough = tuple(passthrough)
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gx-validation")
         self._pending: Future[ValidationReport] | None = None
+        self._reports: list[ValidationReport] = []
+
+    @property
+    def warnings(self) -> list[str]:
+        """The failed warnings of the chunks GX validated (the first chunk, and any chunk the
+        quick check did not pass), each line once, prefixed by its rows when the batch was
+        validated in several pieces."""
+        lines: list[str] = []
+        for report in self._reports:
+            for line in report.warnings:
+                text = line if report.batch_name == self.batch else (
+                    f"{report.batch_name.removeprefix(self.batch).strip()}: {line}"
+                )
+                if text not in lines:
+                    lines.append(text)
+        return lines
 
     def check(self, frame: pd.DataFrame, rows: tuple[int, int], *, first: bool, last: bool) -> None:
         """Validate the chunk of rows ``rows`` (stored in GX as the batch's name when it is the
@@ -167,20 +189,21 @@ class ChunkChecker:
             gx_name=gx_name,
             rows=rows, passthrough=self.passthrough, first=first, background=self._pool,
         )
-        if running is not None:  # only ever the first chunk
+        if isinstance(running, Future):  # only ever the first chunk
             self._pending = running
+        elif running is not None:
+            self._reports.append(running)
 
     def poll(self) -> None:
         """GX's verdict on the first chunk if it is in (raises :class:`BatchRejected`)."""
         if self._pending is not None and self._pending.done():
-            running, self._pending = self._pending, None
-            running.result()
+            self.finish()
 
     def finish(self) -> None:
         """Wait for GX's verdict on the first chunk (raises :class:`BatchRejected`)."""
         if self._pending is not None:
             running, self._pending = self._pending, None
-            running.result()
+            self._reports.append(running.result())
 
     def close(self) -> None:
         if self._pending is not None:  # a failure elsewhere: let GX end first

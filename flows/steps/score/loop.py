@@ -22,11 +22,13 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from flows.expectations import range_bounds
 from flows.io import first_line, table_kind
 from flows.steps.score.check import ChunkChecker, check_not_scored
 from flows.steps.score.chunks import ChunkReader
 from flows.steps.score.options import ScoringOptions
 from flows.steps.score.output import ScoredFileWriter, score_columns
+from flows.steps.score.ranges import OUT_OF_RANGE, RangeCounter
 from flows.steps.score.results import BatchRejected
 from flows.steps.score.scorer import BatchScorer, is_input_error
 from flows.steps.score.series import SeriesCursor, SeriesOrderError
@@ -111,11 +113,13 @@ class _ChunkLoop:
         cursor: SeriesCursor | None,
         state: RunState,
         scored_at: datetime,
+        ranges: RangeCounter,
     ) -> None:
         self.scorer = scorer
         self.cursor = cursor
         self.state = state
         self.scored_at = scored_at
+        self.ranges = ranges
         self.timings = Stopwatch()
         self.rows = self.flagged = self.chunks = 0
 
@@ -160,6 +164,7 @@ class _ChunkLoop:
             if self.cursor is not None and following is not None:
                 ahead = following.slice(0, self.scorer.context_rows).to_pandas()
             scores = score_chunk(self.scorer, frame, rows, context=context, ahead=ahead)
+            scores[OUT_OF_RANGE] = self.ranges.count(frame)
             if self.cursor is not None:
                 self.cursor.advance(frame)
         checker.poll()  # GX of the first chunk, when it is done: raises if GX disagrees
@@ -197,7 +202,9 @@ def score_to_file(
 
     ``state``: the run's validator and garbage collector. ``cursor`` (sequence models) checks
     the time order and carries the context between chunks.
-    Returns ``{"rows", "flagged", "chunks", "timings": {phase: seconds}}``.
+    Returns ``{"rows", "flagged", "chunks", "out_of_range_rows", "out_of_range": {feature:
+    rows outside its training range}, "warnings": [GX's warning lines], "timings": {phase:
+    seconds}}``.
 
     Raises:
         BatchRejected: bad data (nothing renamed; ``tmp`` may be left for the caller to delete).
@@ -206,7 +213,8 @@ def score_to_file(
     if cursor is not None:  # a chunk must hold the next chunk's look-ahead and a window
         chunk_rows = max(chunk_rows, SEQUENCE_CHUNK_FACTOR * max(scorer.context_rows, 1))
     normalize = scorer.normalize if table_kind(path) == "csv" else None
-    loop = _ChunkLoop(scorer, cursor=cursor, state=state, scored_at=scored_at)
+    loop = _ChunkLoop(scorer, cursor=cursor, state=state, scored_at=scored_at,
+                      ranges=RangeCounter(range_bounds(suite)))
     writer = ScoredFileWriter(tmp, output, sha=sha, batch=path.name, model_uri=scorer.model.uri)
     checker = ChunkChecker(suite, features=scorer.features, dirs=options.dirs,
                            validator=state.validator, batch=path.name,
@@ -218,5 +226,8 @@ def score_to_file(
         "rows": loop.rows,
         "flagged": loop.flagged,
         "chunks": loop.chunks,
+        "out_of_range_rows": loop.ranges.rows,
+        "out_of_range": dict(loop.ranges.by_column),
+        "warnings": checker.warnings,
         "timings": loop.timings.rounded(),
     }

@@ -36,6 +36,8 @@ class BatchResult:
     seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # e.g. how a time series batch was continued
+    out_of_range_rows: int = 0  # rows with a feature outside the training range (scored, marked)
+    warnings: list[str] = field(default_factory=list)  # failed GX warnings (not a rejection)
 
     @property
     def rate(self) -> float | None:
@@ -48,8 +50,12 @@ class BatchResult:
         head = f"{self.status:<11} {self.batch}"
         if self.status == "scored":
             rate = self.rate or 0.0
+            outside = (
+                f", {self.out_of_range_rows:,} out of the training range"
+                if self.out_of_range_rows else ""
+            )
             return (
-                f"{head}: {self.rows:,} rows, {self.flagged:,} flagged ({rate:.2%}) "
+                f"{head}: {self.rows:,} rows, {self.flagged:,} flagged ({rate:.2%}){outside} "
                 f"-> {self.output}" + "".join(f"; {n}" for n in self.notes)
             )
         if self.status == "quarantined":
@@ -162,6 +168,7 @@ class ScoringSummary:
                 "rows": b.rows,
                 "flagged": b.flagged,
                 "rate": None if b.rate is None else round(b.rate, 6),
+                "out_of_range_rows": b.out_of_range_rows,
                 "model_version": b.model_version,
                 "where": b.output or b.quarantined_to,
                 "reason": b.reason,

@@ -36,7 +36,15 @@ def test_parquet_batch_is_scored_in_chunks_and_matches_unchunked_scores(
     assert result.chunks == 8  # 8 x 600 + 200: the short tail joins the last chunk
     out = pd.read_parquet(tmp_path / "scored" / "big.parquet")
     expected = detector.score_frame(batch[FEATURES])
-    assert list(out.columns) == [*batch.columns, *expected.columns, *MODEL_COLUMNS]
+    assert list(out.columns) == [*batch.columns, *expected.columns, "out_of_range",
+                                 *MODEL_COLUMNS]
+    ranges = [e.configuration.kwargs for e in suite.expectations if e.meta["check"] == "range"]
+    outside = sum(
+        ((batch[kw["column"]] < kw["min_value"]) | (batch[kw["column"]] > kw["max_value"]))
+        .astype("int64") for kw in ranges
+    )
+    np.testing.assert_array_equal(out["out_of_range"], outside)
+    assert out["out_of_range"].dtype == "int64"
     pd.testing.assert_frame_equal(out[list(batch.columns)], batch)
     np.testing.assert_allclose(out["anomaly_score"], expected["anomaly_score"], rtol=1e-6)
     np.testing.assert_array_equal(out["is_anomaly"], expected["is_anomaly"])
@@ -57,6 +65,7 @@ def test_parquet_batch_is_scored_in_chunks_and_matches_unchunked_scores(
     ledger = Ledger(tmp_path / "scored").read()
     (entry,) = ledger["batches"].values()
     assert entry["rows"] == 5000 and entry["chunks"] == 8 and entry["model_version"] == 7
+    assert entry["out_of_range_rows"] == result.out_of_range_rows == int((outside > 0).sum())
     assert entry["sha256"] == file_sha256(incoming / "_done" / "big.parquet")
     assert not (incoming / "big.parquet").exists()
     assert not list((tmp_path / "scored").glob("*.tmp")) and ledger["in_progress"] == {}

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from flows.steps.score import Ledger, RunState, score_batch, severity
+from flows.steps.score import Ledger, RunState, failure_rank, score_batch
 
 FEATURES = ["a", "b", "c"]
 check_module = importlib.import_module("flows.steps.score.check")
@@ -48,7 +48,7 @@ def test_gx_rejecting_the_first_chunk_after_the_batch_was_scored_writes_nothing(
     monkeypatch.setattr(check_module, "quick_check", lambda frame, suite: True)
     options = make_options(tmp_path, 1000)
     batch = make_batch(4000, seed=5)
-    batch.loc[10:29, "a"] = 1e6  # 2 % of the first chunk far outside the training range
+    batch.loc[10:29, "a"] = np.nan  # 2 % of the first chunk null: the contract allows none
     incoming = tmp_path / "incoming"
     incoming.mkdir()
     batch.to_parquet(incoming / "early.parquet", index=False)
@@ -71,7 +71,7 @@ def test_gx_rejecting_the_first_chunk_after_the_batch_was_scored_writes_nothing(
                          options=options, state=state)
 
     assert result.status == "quarantined", result.reason
-    assert "column 'a'" in result.reason and "20 of 1000 rows outside" in result.reason
+    assert "column 'a': must not be null: 20 of 1000 rows are null" in result.reason
     report = json.loads((tmp_path / "quarantine" / "early.parquet.report.json").read_text())
     assert report["rows"] == [0, 999] and report["stage"] == "validate"
     assert not list((tmp_path / "scored").glob("*.parquet"))
@@ -153,4 +153,79 @@ def test_a_scored_file_fed_back_in_is_quarantined(
 def test_severity_puts_structure_and_types_before_ranges():
     lines = ["column 'a': 3 of 10 rows outside [0, 1]", "column 'b': must not be null: 1 row",
              "table: columns differ", "column 'c': must be numeric", "column 'd': missing"]
-    assert sorted(lines, key=severity) == [lines[2], lines[4], lines[3], lines[1], lines[0]]
+    assert sorted(lines, key=failure_rank) == [lines[2], lines[4], lines[3], lines[1], lines[0]]
+
+
+@pytest.mark.slow
+def test_rows_far_outside_the_training_range_are_scored_marked_and_flagged(
+    tmp_path, model, make_options, make_scorer, make_batch
+):
+    """Extreme values are what a detector exists to flag: 30 of 3,000 rows (1 %, ten times
+    validate.range_mostly's 0.1 %) with one feature 100x outside the training range are scored,
+    marked ``out_of_range`` and flagged; the batch is not quarantined, and the ledger carries
+    the warning."""
+    detector, suite, train = model
+    options = make_options(tmp_path, 1000)
+    batch = make_batch(3000, seed=4)
+    far = list(range(5, 3000, 100))
+    batch.loc[far, "a"] = train["a"].max() * 100  # in the first chunk and in later ones
+    batch.loc[far[:3], "b"] = train["b"].min() * 100  # two features outside on these
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    batch.to_parquet(incoming / "burst.parquet", index=False)
+
+    result = score_batch(incoming / "burst.parquet", scorer=make_scorer(detector), suite=suite,
+                         options=options)
+
+    assert result.status == "scored", result.reason
+    out = pd.read_parquet(tmp_path / "scored" / "burst.parquet")
+    expected = np.zeros(3000, dtype="int64")
+    expected[far] = 1
+    expected[far[:3]] = 2
+    np.testing.assert_array_equal(out["out_of_range"], expected)
+    assert out.loc[far, "is_anomaly"].all()
+    assert result.out_of_range_rows == 30 and "30 out of the training range" in result.line()
+    (entry,) = Ledger(tmp_path / "scored").read()["batches"].values()
+    assert entry["out_of_range_rows"] == 30 and entry["out_of_range"] == {"a": 30, "b": 3}
+    (warning,) = [w for w in entry["warnings"] if w.startswith("rows 0-999: column 'a'")]
+    assert "10 of 1000 rows outside" in warning
+    assert not (tmp_path / "quarantine").exists() or not any((tmp_path / "quarantine").iterdir())
+
+
+@pytest.mark.slow
+def test_a_nan_the_contract_allows_is_imputed_not_rejected(
+    tmp_path, model, make_options, make_scorer, make_batch
+):
+    """With validate.max_null_fraction > 0 a batch with a few NaN passes GX and is scored: each
+    NaN as the training median (the model's own imputation); beyond the fraction it is
+    quarantined."""
+    from flows.config import Params
+    from flows.expectations import build_suite
+
+    detector, _, train = model
+    allowing = build_suite(train, ["a", "b", "c"], Params.model_validate(
+        {"data": {"label_column": None}, "validate": {"max_null_fraction": 0.01}}))
+    options = make_options(tmp_path, 1000)
+    batch = make_batch(2000, seed=6)
+    gaps = [3, 500, 1500]
+    batch.loc[gaps, "b"] = np.nan
+    incoming = tmp_path / "incoming"
+    incoming.mkdir()
+    batch.to_parquet(incoming / "gaps.parquet", index=False)
+    result = score_batch(incoming / "gaps.parquet", scorer=make_scorer(detector),
+                         suite=allowing, options=options)
+    assert result.status == "scored", result.reason
+    out = pd.read_parquet(tmp_path / "scored" / "gaps.parquet")
+    median = detector.network_.preprocessing_model.get_layer("impute_median").fill_values[1]
+    assert median == pytest.approx(float(np.median(train["b"])), abs=0.05)  # train rows' median
+    filled = batch[["a", "b", "c"]].fillna({"b": float(median)})
+    np.testing.assert_allclose(out["anomaly_score"], detector.score_samples(filled), rtol=1e-5)
+    assert out["b"].isna().sum() == 3  # the input columns are kept as they came
+
+    too_many = make_batch(1000, seed=7)
+    too_many.loc[: 19, "b"] = np.nan  # 2 % > 1 %
+    too_many.to_parquet(incoming / "holes.parquet", index=False)
+    rejected = score_batch(incoming / "holes.parquet", scorer=make_scorer(detector),
+                           suite=allowing, options=options)
+    assert rejected.status == "quarantined"
+    assert "column 'b': must not be null: 20 of 1000 rows are null" in rejected.reason
