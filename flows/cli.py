@@ -9,7 +9,8 @@
     anomaly serve                                         serve the scheduled deployments
 
 Errors in settings or data end with a one-paragraph message naming the problem and exit code 2
-(settings) or 1 (data, registry, training), never a bare traceback. ``anomaly score`` exits 3 when
+(settings) or 1 (data, registry, training), never a bare traceback; Prefect's log lines of the
+failed run name the error without repeating its message. ``anomaly score`` exits 3 when
 it quarantined a batch (the other batches were scored). ``ANOMALY_DEBUG=1`` shows the traceback too.
 """
 
@@ -25,7 +26,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from flows.config import ConfigError, configure_environment, load_params, project_root
-from flows.runtime import local_run_settings
+from flows.runtime import local_run_settings, reason_reported_once
 from flows.stages import STAGES
 
 EXIT_DATA = 1
@@ -219,19 +220,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         # the commands that run a Prefect flow in this process (serve hands runs to a server)
         runs_flow = args.command in ("train", "score", "report")
-        with local_run_settings() if runs_flow else contextlib.nullcontext():
+        with contextlib.ExitStack() as run:
+            if runs_flow:
+                run.enter_context(local_run_settings())
+                if not os.environ.get("ANOMALY_DEBUG"):  # the message once, below; no traceback
+                    run.enter_context(reason_reported_once())
             return _run(args, root)
     except ConfigError as err:
         what = "invalid option" if any(k.startswith("--") for k in err.keys) else "invalid settings"
         print(f"anomaly {args.command}: {what}\n{err}", file=sys.stderr)
-        code = EXIT_CONFIG
+        failure, code = err, EXIT_CONFIG
     except (ValueError, RuntimeError, OSError) as err:
         # DataError, ValidationFailed, RegistryError, TrainingDiverged ... all say what is wrong
         print(f"anomaly {args.command}: {type(err).__name__}: {err}", file=sys.stderr)
-        code = EXIT_DATA
-    finally:
-        if os.environ.get("ANOMALY_DEBUG") and sys.exc_info()[0] is not None:
-            traceback.print_exc()
+        failure, code = err, EXIT_DATA
+    if os.environ.get("ANOMALY_DEBUG"):  # (an uncaught error shows its traceback anyway)
+        traceback.print_exception(failure)
     return code
 
 
