@@ -26,7 +26,8 @@ from tests.e2e.project import BIN, cli_env, make_project
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(900)]
 
 FEATURES = ["temp", "pressure", "flow", "vibration"]
-SCORE_COLUMNS = ["anomaly_score", "is_anomaly", *(f"contribution_{f}" for f in FEATURES)]
+SCORE_COLUMNS = ["anomaly_score", "is_anomaly", *(f"contribution_{f}" for f in FEATURES),
+                 "out_of_range"]
 MODEL_COLUMNS = ["model_name", "model_version", "model_alias", "scored_at"]
 
 
@@ -255,6 +256,36 @@ def test_bad_batches_are_quarantined_with_reports_and_no_row_is_lost(project, fo
     assert sorted(e["batch"] for e in ledger(folders)["batches"].values()) == sorted(good)
     assert "QUARANTINED" in summary.state_message()
     no_leftovers(folders)
+
+
+def test_rows_far_outside_the_training_range_are_scored_marked_and_flagged(project, folders):
+    """The rows a detector exists for: 2 % of a batch with one feature (a different one per
+    row) 100x beyond anything in training is scored, not quarantined; those rows carry
+    ``out_of_range`` and come out flagged by the default model; the ledger and the result say
+    how many rows were outside, with GX's warning."""
+    train = pd.read_parquet(project / "data" / "processed" / "train.parquet")
+    batch = good_rows(project, 500, seed=21)
+    far = list(range(0, 500, 50))
+    for i, row in enumerate(far):
+        feature = FEATURES[i % len(FEATURES)]
+        batch.loc[row, feature] = 100 * float(train[feature].abs().max())
+    batch.to_parquet(folders["incoming"] / "burst.parquet", index=False)
+
+    summary = score(project, folders)
+
+    (result,) = summary.batches
+    assert result.status == "scored", result.reason
+    out = pd.read_parquet(folders["scored"] / "burst.parquet")
+    expected = np.zeros(500, dtype="int64")
+    expected[far] = 1
+    np.testing.assert_array_equal(out["out_of_range"], expected)
+    assert out.loc[far, "is_anomaly"].all(), out.loc[far, ["anomaly_score", "is_anomaly"]]
+    assert result.out_of_range_rows == len(far)
+    (entry,) = ledger(folders)["batches"].values()
+    assert entry["out_of_range_rows"] == len(far)
+    assert entry["out_of_range"] == {f: (len(far) + 3 - i) // 4 for i, f in enumerate(FEATURES)}
+    assert entry["warnings"] and all("values between" in w for w in entry["warnings"])
+    assert not folders["quarantine"].exists() or not any(folders["quarantine"].iterdir())
 
 
 def test_missing_alias_fails_with_how_to_promote_and_touches_nothing(project, folders):
