@@ -107,7 +107,8 @@ def _score_batch(
 @task(name="log-to-mlflow", cache_policy=NO_CACHE)
 def log_summary(params: Params, root: Path, summary: steps.ScoringSummary) -> str:
     """One MLflow run in the pipeline's experiment, tagged with the model version: metrics
-    ``<batch>/rows``, ``<batch>/flagged``, ``<batch>/rate`` per scored batch, totals, and the
+    ``<batch>/rows``, ``<batch>/flagged``, ``<batch>/rate``, ``<batch>/out_of_range_rows`` per
+    scored batch, totals, and the
     summary as ``scoring/summary.json``. Returns the run id."""
     from datetime import UTC, datetime
 
@@ -122,6 +123,7 @@ def log_summary(params: Params, root: Path, summary: steps.ScoringSummary) -> st
         "batches_skipped": len(summary.skipped),
         "rows_scored": summary.rows_scored,
         "flagged": summary.flagged,
+        "out_of_range_rows": sum(b.out_of_range_rows for b in summary.scored),
     }
     if summary.rows_scored:
         metrics["rate"] = summary.flagged / summary.rows_scored
@@ -130,6 +132,7 @@ def log_summary(params: Params, root: Path, summary: steps.ScoringSummary) -> st
         metrics[f"{key}/rows"] = b.rows or 0
         metrics[f"{key}/flagged"] = b.flagged or 0
         metrics[f"{key}/rate"] = b.rate or 0.0
+        metrics[f"{key}/out_of_range_rows"] = b.out_of_range_rows
     tags = {
         "pipeline.step": "score",
         "model.name": summary.model_name,

@@ -36,6 +36,7 @@ def report_metrics(report: DataQualityReport) -> dict[str, float]:
         "quarantined": len(report.quarantined),
         "rows": report.rows_scored,
         "flagged": report.flagged,
+        "out_of_range_rows": report.out_of_range_rows,
     }
     if report.rows_quarantined is not None:
         out["rows_quarantined"] = report.rows_quarantined

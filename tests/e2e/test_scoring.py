@@ -286,6 +286,11 @@ def test_rows_far_outside_the_training_range_are_scored_marked_and_flagged(proje
     assert entry["out_of_range"] == {f: (len(far) + 3 - i) // 4 for i, f in enumerate(FEATURES)}
     assert entry["warnings"] and all("values between" in w for w in entry["warnings"])
     assert not folders["quarantine"].exists() or not any(folders["quarantine"].iterdir())
+    import mlflow
+
+    run = mlflow.MlflowClient(f"sqlite:///{project / 'mlflow.db'}").get_run(summary.mlflow_run_id)
+    assert run.data.metrics["burst.parquet/out_of_range_rows"] == len(far)
+    assert run.data.metrics["out_of_range_rows"] == len(far)
 
 
 def test_missing_alias_fails_with_how_to_promote_and_touches_nothing(project, folders):

@@ -33,7 +33,7 @@ def _report(root: Path, batches: list[BatchRow], drift: DriftResult) -> DataQual
 def _drifted_day(root: Path) -> DataQualityReport:
     batches = [
         BatchRow("a.csv", "scored", "2026-05-02T01:00:00+00:00", rows=200, flagged=10,
-                 model_version=2),
+                 model_version=2, out_of_range_rows=3),
         BatchRow("b.csv", "quarantined", "2026-05-02T02:00:00+00:00", rows=7, model_version=2),
     ]
     drift = DriftResult(available=True, features=[
@@ -47,7 +47,8 @@ def test_metrics_of_a_day_without_batches(tmp_path):
     report = _report(tmp_path, [], DriftResult(available=False, note="no batch was scored"))
 
     assert report_metrics(report) == {"batches": 0, "scored": 0, "quarantined": 0, "rows": 0,
-                                      "flagged": 0, "rows_quarantined": 0}
+                                      "flagged": 0, "out_of_range_rows": 0,
+                                      "rows_quarantined": 0}
 
 
 def test_metrics_of_a_drifted_day_name_each_feature_as_a_valid_key(tmp_path):
@@ -58,7 +59,7 @@ def test_metrics_of_a_drifted_day_name_each_feature_as_a_valid_key(tmp_path):
 
     assert metrics == {
         "batches": 2, "scored": 1, "quarantined": 1, "rows": 200, "flagged": 10,
-        "rows_quarantined": 7, "rate": 0.05, "drifted_features": 1, "max_psi": x.psi,
+        "out_of_range_rows": 3, "rows_quarantined": 7, "rate": 0.05, "drifted_features": 1, "max_psi": x.psi,
         "psi/x": x.psi, "ks/x": x.ks_statistic,
         "psi/flow rate _l/s_": 0.0, "ks/flow rate _l/s_": 0.0,
     }
