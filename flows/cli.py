@@ -103,8 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
         "report", help="write the data-quality report of one day's batches",
         description="Run the data-quality flow for the batches scored or quarantined on DATE "
         "(UTC; default: yesterday): GX Data Docs of their validations and one self-contained "
-        "HTML page (rows per batch, pass/fail, drift against the training snapshot, anomaly-rate "
-        "trend) in <report.reports_dir>/<DATE>/, logged to MLflow.",
+        "HTML page (rows per batch, pass/fail, drift against the model version's training "
+        "data, anomaly-rate trend) in <report.reports_dir>/<DATE>/, logged to MLflow.",
     )
     report.add_argument(
         "--date", metavar="YYYY-MM-DD", default=None,

@@ -2,7 +2,8 @@
 one HTML page.
 
     read the scoring ledger (read-only) -> the batches scored or quarantined on the day (UTC)
-    -> drift of the day's scored rows against the training snapshot, per feature (PSI + KS)
+    -> the drift reference of each model version that scored a batch, from the registry
+    -> drift of the day's scored rows against those references, per feature (PSI + KS)
     -> anomaly-rate trend over ``report.trend_days`` days ending at the day
     -> a Great Expectations Data Docs site of the day's validations only
     -> plots (matplotlib PNGs) + one self-contained HTML page + report.json
@@ -42,6 +43,7 @@ from flows.steps.report import (
     drift_of_day,
     parse_report_date,
     publish,
+    reference_versions,
     render_markdown,
     staging_folder,
     write_report,
@@ -62,9 +64,21 @@ def _collect(params: Params, root: Path, day: date) -> tuple[list[BatchRow], lis
     return batches, trend, len(ledger.get("in_progress") or {})
 
 
+@task(name="fetch-drift-references", cache_policy=NO_CACHE)
+def _references(params: Params, root: Path, batches: list[BatchRow]) -> dict[int, Path | str]:
+    """The drift reference of each model version that scored a batch of the day (downloaded
+    once, cached under ``<data.snapshot_dir>/references/``), or why there is none."""
+    versions = reference_versions(batches)
+    if not versions:
+        return {}
+    from flows.registry import fetch_references  # MLflow loads only when there is a reference
+
+    return fetch_references(params, root, versions)
+
+
 @task(name="compute-drift", cache_policy=NO_CACHE)
-def _drift(params: Params, root: Path, batches: list[BatchRow]) -> DriftResult:
-    return drift_of_day(params, root, batches)
+def _drift(root: Path, batches: list[BatchRow], references: dict[int, Path | str]) -> DriftResult:
+    return drift_of_day(root, batches, references)
 
 
 @task(name="build-data-docs", cache_policy=NO_CACHE)
@@ -88,9 +102,16 @@ def log_report(params: Params, root: Path, report: DataQualityReport) -> str:
 # ============================================================================ failures
 def _drift_or_note(params: Params, root: Path, batches: list[BatchRow],
                    logger: logging.Logger | logging.LoggerAdapter) -> DriftResult:
-    """The drift of the day; a failed computation becomes a note on the page (a bug or an
-    unreadable file must not cost the night its report)."""
-    state = _drift(params, root, batches, return_state=True)
+    """The drift of the day against the drift references of the versions that scored it; a
+    failed fetch or computation becomes a note on the page (a bug or an unreadable file must not
+    cost the night its report)."""
+    fetched = _references(params, root, batches, return_state=True)
+    if not fetched.is_completed():
+        exc = fetched.result(raise_on_failure=False)
+        logger.error("could not fetch the drift references of the day: %s", exc)
+        return DriftResult(available=False,
+                           note=f"the drift references could not be fetched: {exc}")
+    state = _drift(root, batches, fetched.result(), return_state=True)
     if state.is_completed():
         drift = state.result()
     else:

@@ -15,7 +15,11 @@ fixed place under the root. ``dvc.yaml`` declares the same paths for the default
     models/model.keras, threshold.json                  calibrate
     metrics.json, plots/*                               evaluate
     models/registration.json                            register
+    <snapshot_dir>/drift_reference.parquet              register: a bounded sample of the
+                                                        training split, logged with the version
     <snapshot_dir>/suites/<version>.json                scoring: each model version's GX suite
+    <snapshot_dir>/references/<version>.parquet         report: each model version's drift
+                                                        reference (downloaded from its run)
     <incoming_dir>/, <incoming_dir>/_done/              scoring: new batches, scored inputs
     <scored_dir>/<batch>.parquet, _ledger.json, _locks/ scoring: outputs and the ledger
     <quarantine_dir>/                                   scoring: rejected batches + reports
@@ -65,6 +69,9 @@ REPORT_JSON = "report.json"
 REPORT_PLOTS_DIR = "plots"
 REPORT_DATA_DOCS_DIR = "data_docs"
 REPORTS_LOCK_FILE = ".lock"
+
+#: register: the drift reference; logged under the run's ``reports/`` with this name
+DRIFT_REFERENCE_FILE = "drift_reference.parquet"
 
 
 @dataclass(frozen=True)
@@ -277,10 +284,20 @@ class Layout:
     def registration(self) -> Path:
         return self.models_dir / "registration.json"
 
+    @property
+    def drift_reference(self) -> Path:
+        """register: the drift reference of the training split (:mod:`flows.steps.reference`),
+        logged with the version's run."""
+        return self.snapshot_dir / DRIFT_REFERENCE_FILE
+
     # ------------------------------------------------------------------ serving
     def version_suite(self, version: int) -> Path:
         """The cached GX suite of a registered model version."""
         return self.snapshot_dir / "suites" / f"{int(version)}.json"
+
+    def version_reference(self, version: int) -> Path:
+        """The cached drift reference of a registered model version (the report reads it)."""
+        return self.snapshot_dir / "references" / f"{int(version)}.parquet"
 
     def report_dir(self, day: str) -> Path:
         return self.reports_dir / day
@@ -322,13 +339,14 @@ class Layout:
             "evaluate": {"deps": [split_dir, rel(self.model)], "outs": [rel(self.metrics), *plots]},
             "register": {
                 "deps": [
+                    split_dir,
                     rel(self.model),
                     rel(self.threshold),
                     rel(self.metrics),
                     rel(self.snapshot_meta),
                     rel(self.suite),
                 ],
-                "outs": [rel(self.registration)],
+                "outs": [rel(self.registration), rel(self.drift_reference)],
             },
         }
         return {stage: {k: [str(p) for p in v] for k, v in io.items()} for stage, io in files.items()}

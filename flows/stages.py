@@ -26,16 +26,20 @@ STAGES: dict[str, tuple[str, str]] = {
 
 
 def register(params: Params, root: Path) -> Any:
-    """The register stage: :func:`flows.steps.register.registration_inputs`, then
-    :func:`flows.registry.log_and_register` (one MLflow run, a new version, the promotion gate),
-    then :func:`flows.steps.register.record_registration` (``models/registration.json``).
+    """The register stage: :func:`flows.steps.reference.write_drift_reference` (a bounded
+    sample of the training split, ``<data.snapshot_dir>/drift_reference.parquet``), then
+    :func:`flows.steps.register.registration_inputs` (the files to log, that sample included),
+    then :func:`flows.registry.log_and_register` (one MLflow run, a new version, the promotion
+    gate), then :func:`flows.steps.register.record_registration` (``models/registration.json``).
 
     Returns the step's ``RegisterResult``. Raises ``StepInputError`` (a missing input, before
     the registry is touched) or ``RegistryError``.
     """
     from flows import registry
+    from flows.steps.reference import write_drift_reference
     from flows.steps.register import record_registration, registration_inputs
 
+    write_drift_reference(params, root)  # logged with the reports: the report's drift reference
     inputs = registration_inputs(params, root)
     registration = registry.log_and_register(
         params.registry,

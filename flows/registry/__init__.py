@@ -12,6 +12,8 @@ The modules, one job each (this file only re-exports their public names)::
     register.py      log_and_register: one run, a new version, the gate
     report_logging.py  the data-quality report's run: its metrics and its folder as artifacts
     suites.py        the GX suite registered with a version, downloaded and cached for scoring
+    references.py    the drift reference registered with a version, downloaded and cached for
+                     the data-quality report
     scorer.py        the scoring step's BatchScorer around a registered pyfunc
 
 Every function takes the part of the settings it uses: ``params.registry`` (RegistryParams) and,
@@ -29,6 +31,7 @@ from flows.registry.connection import (
 )
 from flows.registry.inputs import CONTEXT_ROWS_PARAM, model_metadata, prepare_input
 from flows.registry.package import (
+    DRIFT_REFERENCE_ARTIFACT,
     PYFUNC_MODEL_FILE,
     SUITE_ARTIFACT,
     download_artifact,
@@ -44,12 +47,20 @@ from flows.registry.promotion import (
     decide_promotion,
     promote,
 )
+from flows.registry.references import (
+    ReferenceUnavailable,
+    fetch_reference,
+    fetch_references,
+    reference_cache_path,
+)
 from flows.registry.register import Registration, log_and_register, metric_key
 from flows.registry.report_logging import log_report_run, report_metrics
 from flows.registry.retry import RegistryError, is_transient
 from flows.registry.suites import fetch_suite, suite_cache_path
 from flows.registry.versions import (
     VersionInfo,
+    VersionNotFound,
+    get_version,
     list_versions,
     load_champion_pyfunc,
     resolve_alias,
@@ -59,19 +70,25 @@ __all__ = [
     "CHALLENGER",
     "CHAMPION",
     "CONTEXT_ROWS_PARAM",
+    "DRIFT_REFERENCE_ARTIFACT",
     "PYFUNC_MODEL_FILE",
     "SUITE_ARTIFACT",
     "Promotion",
     "PromotionDecision",
+    "ReferenceUnavailable",
     "Registration",
     "RegistryError",
     "VersionInfo",
+    "VersionNotFound",
     "artifact_location",
     "configure_mlflow",
     "decide_promotion",
     "download_artifact",
     "run_has_artifact",
+    "fetch_reference",
+    "fetch_references",
     "fetch_suite",
+    "get_version",
     "is_transient",
     "list_versions",
     "load_champion_pyfunc",
@@ -83,6 +100,7 @@ __all__ = [
     "pip_requirements",
     "prepare_input",
     "promote",
+    "reference_cache_path",
     "report_metrics",
     "resolve_alias",
     "suite_cache_path",

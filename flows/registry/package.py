@@ -9,7 +9,9 @@ Next to the model, the run holds the files the pipeline produced (:func:`log_art
 
     plots/        every *.png (evaluation plots)
     reports/      other files: metrics.json, threshold.json, snapshot.json,
-                  expectation_suite.json (:data:`SUITE_ARTIFACT`, what scoring validates with), ...
+                  expectation_suite.json (:data:`SUITE_ARTIFACT`, what scoring validates with),
+                  drift_reference.parquet (:data:`DRIFT_REFERENCE_ARTIFACT`, a sample of the
+                  training split the data-quality report measures drift against), ...
     data_docs/    the GX Data Docs site (a folder named local_site); other folders under their name
 """
 
@@ -34,6 +36,7 @@ if TYPE_CHECKING:
     from flows.config import RegistryParams, RetryParams
 
 __all__ = [
+    "DRIFT_REFERENCE_ARTIFACT",
     "PYFUNC_MODEL_FILE",
     "SUITE_ARTIFACT",
     "download_artifact",
@@ -53,6 +56,8 @@ PLOTS_ARTIFACT_DIR = "plots"
 REPORTS_ARTIFACT_DIR = "reports"
 DATA_DOCS_ARTIFACT_DIR = "data_docs"
 SUITE_ARTIFACT = f"{REPORTS_ARTIFACT_DIR}/expectation_suite.json"
+#: flows.layout's Layout.drift_reference, as log_artifacts files it (a test checks they agree)
+DRIFT_REFERENCE_ARTIFACT = f"{REPORTS_ARTIFACT_DIR}/drift_reference.parquet"
 
 
 # ---------------------------------------------------------------------------- the pyfunc

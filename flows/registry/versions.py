@@ -29,8 +29,10 @@ if TYPE_CHECKING:
 __all__ = [
     "HEADLINE_METRICS",
     "VersionInfo",
+    "VersionNotFound",
     "describe_versions",
     "get_registered_model",
+    "get_version",
     "list_versions",
     "load_champion_pyfunc",
     "resolve_alias",
@@ -153,6 +155,48 @@ def resolve_alias(
         client,
         registry.model_name,
         alias,
+    )
+
+
+class VersionNotFound(RegistryError):
+    """The registry (reachable) has no such model version; the message lists those it has."""
+
+
+def _get_version(client: MlflowClient, name: str, version: int) -> VersionInfo:
+    try:
+        mv = client.get_model_version(name, str(int(version)))
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
+        try:
+            numbers = version_numbers(client, name)
+        except MlflowException:
+            numbers = []
+        raise VersionNotFound(
+            f"model {name!r} has no version {int(version)} in {safe_uri(client.tracking_uri)} "
+            f"(registered versions: {describe_versions(numbers)})"
+        ) from None
+    return VersionInfo.of(mv)
+
+
+def get_version(
+    registry: RegistryParams, retries: RetryParams, root: str | Path, version: int
+) -> VersionInfo:
+    """Version ``version`` of ``registry.model_name``, read from the registry now (what the
+    data-quality report needs to fetch the drift reference of the version a ledger entry names).
+
+    Raises:
+        VersionNotFound: the registry has no such version (or no such model).
+        RegistryError: the registry is unreachable (after the retries) or has no database.
+    """
+    client = connect_existing(registry, root)
+    return with_retry(
+        retries,
+        f"reading models:/{registry.model_name}/{int(version)}",
+        _get_version,
+        client,
+        registry.model_name,
+        version,
     )
 
 

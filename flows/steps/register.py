@@ -11,6 +11,9 @@ Reads (paths relative to the project root; :class:`flows.layout.Layout` is the c
     <data.snapshot_dir>/snapshot.json                the snapshot's sha256 and source (lineage)
     <data.snapshot_dir>/expectation_suite.json       the GX suite scoring validates batches with
     <data.snapshot_dir>/validation_report.json       the validation of the splits
+    <data.snapshot_dir>/drift_reference.parquet      the drift reference of the training split
+                                                     (written by :func:`flows.steps.reference.
+                                                     write_drift_reference` just before)
     plots/**/*.png                                   evaluation plots (optional)
     gx/uncommitted/data_docs/local_site/             the GX Data Docs site (optional)
     <data.split_dir>/validation.parquet + split.json the input example (first rows, feature columns;
@@ -163,6 +166,17 @@ def _threshold_metrics(record: dict[str, Any]) -> dict[str, float]:
     return out
 
 
+def _validation_warnings(layout: Layout) -> dict[str, dict[str, int]]:
+    """``{split: {"n_warnings": failed warnings, column: unexpected rows}}`` of the validation report
+    (logged as ``validation_warnings.<split>.<column>`` metrics); {} without a report."""
+    report = _read_json(layout.validation_report, "validation report")
+    out: dict[str, dict[str, int]] = {}
+    for split, batch in (report.get("batches") or {}).items():
+        if batch.get("n_warnings"):
+            out[split] = {"n_warnings": int(batch["n_warnings"]), **(batch.get("warning_rows") or {})}
+    return out
+
+
 def _artifacts(layout: Layout) -> list[Path]:
     """The files and folders logged with the model (those that exist)."""
     artifacts: list[Path] = [
@@ -174,6 +188,7 @@ def _artifacts(layout: Layout) -> list[Path]:
             layout.snapshot_meta,
             layout.suite,
             layout.validation_report,
+            layout.drift_reference,
         )
         if p.is_file()
     ]
@@ -205,6 +220,9 @@ def registration_inputs(params: Params, root: str | Path) -> RegistrationInputs:
     for key, value in _threshold_metrics(threshold_record).items():
         metrics.setdefault(key, value)
     snapshot = _read_json(layout.snapshot_meta, "snapshot metadata")
+    warnings = _validation_warnings(layout)
+    if warnings:
+        metrics.setdefault("validation_warnings", warnings)
 
     tags = {
         "data.snapshot_sha256": str(snapshot.get("sha256", "unknown")),

@@ -144,7 +144,9 @@ def test_report_cli_writes_the_day_logs_it_to_mlflow_and_the_page_renders(
 
     # drift: vibration (the only feature selected on) is flagged; temp, independent of it, not
     drift = report["drift"]
-    assert drift["available"] and drift["training_snapshot"] == "data/processed/train.parquet"
+    assert drift["available"] and drift["reference_version"] == 1
+    assert drift["reference"] == "data/interim/references/1.parquet"
+    assert drift["training_split"] == "data/processed/train.parquet"
     assert [f["feature"] for f in drift["features"]] == FEATURES
     by_feature = {f["feature"]: f for f in drift["features"]}
     assert by_feature["vibration"]["drifted"] and by_feature["vibration"]["psi"] > 0.2

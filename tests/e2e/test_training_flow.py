@@ -35,7 +35,7 @@ def test_flow_produces_every_artifact(trained_project):
         "data/interim/snapshot.parquet", "data/interim/snapshot.json", "data/processed/train.parquet",
         "data/interim/expectation_suite.json", "models/preprocessing.keras", "models/detector.keras",
         "models/model.keras", "models/threshold.json", "metrics.json", "plots/roc_curve.png",
-        "models/registration.json", "mlflow.db",
+        "models/registration.json", "mlflow.db", "data/interim/drift_reference.parquet",
     ]:
         assert (root / path).is_file(), path
     metrics = json.loads((root / "metrics.json").read_text())

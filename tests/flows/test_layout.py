@@ -44,6 +44,8 @@ def test_paths_follow_the_settings(tmp_path) -> None:
     assert layout.scoring.scored == tmp_path / "out"
     assert layout.report_dir("2026-12-01") == tmp_path / "rep/2026-12-01"
     assert layout.version_suite(7) == tmp_path / "snap/suites/7.json"
+    assert layout.drift_reference == tmp_path / "snap/drift_reference.parquet"
+    assert layout.version_reference(7) == tmp_path / "snap/references/7.parquet"
     assert layout.relative(layout.model) == "models/model.keras"
     assert layout.relative("/elsewhere/x.csv") == "/elsewhere/x.csv"
     with pytest.raises(ValueError, match=r"unknown split 'holdout'; splits: train, validation, test"):

@@ -182,6 +182,9 @@ def write_step_inputs(root: Path, tiny_model: TinyModel) -> None:
     processed = root / "data" / "processed"
     processed.mkdir(parents=True, exist_ok=True)
     tiny_model.validation.assign(y=0).to_parquet(processed / "validation.parquet")
+    # the training split: the model's normal rows and the batch's far-off ones, labelled
+    train = pd.concat([tiny_model.train.assign(y=0), tiny_model.batch.head(4).assign(y=1)])
+    train.to_parquet(processed / "train.parquet", index=False)
     (processed / "split.json").write_text(json.dumps({"feature_columns": ["a", "b", "c"]}))
     (root / "plots").mkdir(exist_ok=True)
     (root / "plots" / "roc.png").write_bytes(b"\x89PNG\r\n\x1a\n")

@@ -6,12 +6,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
 from flows import registry
+from flows.layout import Layout
 from flows.registry import log_and_register
 from flows.stages import run_stage
+from flows.steps.reference import read_drift_reference, write_drift_reference
 from flows.steps.register import StepInputError, registration_inputs
 
 pytestmark = pytest.mark.slow
@@ -58,6 +61,18 @@ def test_register_step(tiny_registry, make_registry_params, step_inputs):
     ]:
         local = registry.download_artifact(r, retries, root, result.run_id, artifact, root / "dl")
         assert local.read_bytes() == source.read_bytes(), artifact
+    # the drift reference: the training split's feature columns (all 304 rows, the 4 labelled
+    # anomalies too: fewer than REFERENCE_ROWS), logged where the report fetches it
+    logged_as = f"reports/{Layout.of(params, root).drift_reference.name}"
+    assert logged_as == registry.DRIFT_REFERENCE_ARTIFACT
+    local = registry.download_artifact(
+        r, retries, root, result.run_id, registry.DRIFT_REFERENCE_ARTIFACT, root / "dl"
+    )
+    frame, meta = read_drift_reference(local)
+    train = pd.read_parquet(root / "data" / "processed" / "train.parquet")
+    pd.testing.assert_frame_equal(frame, train[["a", "b", "c"]].reset_index(drop=True))
+    assert (meta["training_rows"], meta["rows"], meta["features"]) == (304, 304, ["a", "b", "c"])
+    assert meta["source"] == "data/processed/train.parquet"
     assert list(Path.cwd().iterdir()) == []
 
 
@@ -96,6 +111,10 @@ def test_registration_inputs_gather_the_files_and_touch_no_registry(
     ]
     assert list(inputs.input_example.columns) == ["a", "b", "c"]
     assert len(inputs.input_example) == 5
+    # the register stage writes the drift reference first: then it is logged with the reports
+    write_drift_reference(params, root)
+    logged = [p.relative_to(resolved).as_posix() for p in registration_inputs(params, root).artifacts]
+    assert logged[5] == "data/interim/drift_reference.parquet"
     assert not (root / "mlflow.db").exists() and not (root / "mlartifacts").exists()
 
     (root / "data" / "processed" / "validation.parquet").unlink()

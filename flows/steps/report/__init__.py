@@ -1,7 +1,8 @@
 """The nightly data-quality report's steps: one day's batches -> drift, trend, Data Docs, one page.
 
     days       which day; the day's ledger entries (scored and quarantined batches); the trend
-    drift      PSI and KS per feature, the day's scored rows sampled against the training split
+    drift      PSI and KS per feature, the day's scored rows sampled against the drift
+               reference (training split sample) of the model version that scored them
     data_docs  a Great Expectations Data Docs site of the day's validations only
     summary    the report as data: totals, headline, report.json
     plots      matplotlib PNGs
@@ -55,6 +56,7 @@ from flows.steps.report.drift import (
     ks_test,
     population_stability_index,
     quantile_edges,
+    reference_versions,
     sample_parquet,
 )
 from flows.steps.report.plots import plot_bins, plot_psi, plot_rows, plot_trend, render_plots
@@ -101,6 +103,7 @@ __all__ = [
     "population_stability_index",
     "publish",
     "quantile_edges",
+    "reference_versions",
     "remove_leftovers",
     "render_html",
     "render_markdown",

@@ -117,6 +117,8 @@ class BatchRow:
     report: str | None = None  # the quarantine report (.report.json)
     reason: str | None = None
     stage: str | None = None  # read | validate: where the quarantined batch was rejected
+    out_of_range_rows: int | None = None  # scored rows with a feature outside the training range
+    warnings: list[str] = field(default_factory=list)  # failed GX warnings (scored anyway)
     # filled by later steps
     validations: int = 0  # GX validations stored for it (the first chunk, and any chunk the quick check did not pass)
     validations_failed: int = 0
@@ -169,6 +171,8 @@ def batches_of_day(ledger: Mapping[str, Any], day: date) -> list[BatchRow]:
                 model_version=_int(e.get("model_version")),
                 sha256=e.get("sha256") or sha,
                 output=e.get("output"),
+                out_of_range_rows=_int(e.get("out_of_range_rows")),
+                warnings=[str(w) for w in e.get("warnings") or []],
             )
         )
     for e in ledger.get("quarantined") or []:

@@ -1,32 +1,43 @@
-"""Drift of the day's scored rows against the training snapshot, per feature: PSI and KS.
+"""Drift of the day's scored rows against the training data of the model that scored them, per
+feature: PSI and KS.
 
-The reference is the training snapshot ``<data.split_dir>/train.parquet`` of the project (all its
-rows, labelled anomalies included, because scored batches contain anomalies too); the features are
-the model's input columns (:func:`flows.columns.feature_columns`). For each feature: the
-population stability index over the training split's deciles (:func:`population_stability_index`)
-and the two-sample Kolmogorov-Smirnov test (:func:`ks_test`). A feature is flagged as drifted by
-:func:`is_drifted`. Both sides are sampled reproducibly to at most :data:`MAX_DRIFT_ROWS` rows
-(:func:`sample_parquet`), so a day of any size costs bounded memory and time. Without a training
-snapshot the result says so (``available=False`` and a note) instead of failing.
+The reference is the **drift reference of a model version**: a bounded sample of the training
+split it was trained on (every row, labelled anomalies included, because scored batches contain
+anomalies too), logged with the version at registration (:mod:`flows.steps.reference`) and
+fetched from the registry by the flow (:func:`flows.registry.fetch_references`); this module only
+reads the files it is given, so the report never depends on the working copy's
+``data/processed``, which another training may have replaced since. The features are the
+reference's columns (the model's input columns when it was trained).
+
+* Each batch is compared with the reference of its own model version (the ledger's
+  ``model_version``).
+* The day as a whole (every scored row of the day) is compared with the reference of the
+  version that **scored most of the day's rows** (ties: the newer version); the page says which,
+  and a note says so when more than one version scored on the day.
+
+For each feature: the population stability index over the reference's deciles
+(:func:`population_stability_index`) and the two-sample Kolmogorov-Smirnov test
+(:func:`ks_test`). A feature is flagged as drifted by :func:`is_drifted`. The day's side is sampled
+reproducibly to at most :data:`MAX_DRIFT_ROWS` rows (:func:`sample_parquet`), so a day of any size
+costs bounded memory and time. When drift cannot be measured the result says why
+(``available=False`` and a note: no scored batch, no readable output, a version without a
+reference, an unreachable registry) instead of failing.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
 import pyarrow.parquet as pq
 
-from flows.columns import feature_columns
-from flows.config import Params
 from flows.io import display_path, resolve
-from flows.layout import Layout
+from flows.steps.reference import read_drift_reference, sample_parquet
 from flows.steps.report.days import BatchRow
 
 __all__ = [
@@ -51,6 +62,7 @@ __all__ = [
     "ks_test",
     "population_stability_index",
     "quantile_edges",
+    "reference_versions",
     "sample_parquet",
 ]
 
@@ -66,8 +78,8 @@ PSI_DRIFT = 0.2
 #: about; the statistic keeps the flag to shifts of at least 10 percentage points of the CDF.
 KS_ALPHA = 0.01
 KS_MIN_STATISTIC = 0.1
-#: Rows sampled (without replacement, fixed seed) from the day's scored rows and from the
-#: training snapshot for the drift statistics: bounds memory and time on days of any size.
+#: Rows sampled (without replacement, fixed seed) from the day's scored rows (and at most as
+#: many of a drift reference) for the drift statistics: bounds memory and time on any day.
 MAX_DRIFT_ROWS = 200_000
 #: Rows always kept from one batch (when it has them), so per-batch drift is not computed from a
 #: handful of rows on a day of many batches.
@@ -174,7 +186,7 @@ def is_drifted(psi: float | None, ks_statistic: float | None, ks_pvalue: float |
 
 @dataclass
 class FeatureDrift:
-    """Drift of one feature: the day's sampled rows against the training snapshot."""
+    """Drift of one feature: the day's sampled rows against the drift reference (training rows)."""
 
     feature: str
     psi: float | None
@@ -239,9 +251,11 @@ class DriftResult:
 
     available: bool
     note: str | None = None
-    training_snapshot: str | None = None
-    training_rows: int = 0  # rows of the snapshot
-    training_sample: int = 0  # rows of it used
+    reference_version: int | None = None  # the version whose reference the day is compared with
+    reference: str | None = None  # that reference (the cached file, relative to the root)
+    training_split: str | None = None  # the training split it was drawn from, at registration
+    training_rows: int = 0  # rows of that training split
+    training_sample: int = 0  # rows of it used (the reference's rows)
     day_rows: int = 0  # scored rows of the day
     day_sample: int = 0  # rows of them used
     features: list[FeatureDrift] = field(default_factory=list)
@@ -259,7 +273,9 @@ class DriftResult:
         return {
             "available": self.available,
             "note": self.note,
-            "training_snapshot": self.training_snapshot,
+            "reference_version": self.reference_version,
+            "reference": self.reference,
+            "training_split": self.training_split,
             "training_rows": self.training_rows,
             "training_sample": self.training_sample,
             "day_rows": self.day_rows,
@@ -273,33 +289,6 @@ class DriftResult:
 
 
 # ============================================================================ reading samples
-def sample_parquet(
-    path: str | Path, columns: Sequence[str], k: int, rng: np.random.Generator
-) -> pd.DataFrame:
-    """``k`` rows drawn without replacement (all rows when the file has at most ``k``) of the
-    ``columns`` of a Parquet file present in it, read batch by batch: memory stays ~``k`` rows
-    however large the file. The draw depends only on ``rng``'s state (reproducible)."""
-    with pq.ParquetFile(path) as pf:
-        present = [c for c in columns if c in pf.schema_arrow.names]
-        n = pf.metadata.num_rows
-        if k >= n:
-            return pf.read(columns=present).to_pandas()
-        wanted = np.sort(rng.choice(n, size=k, replace=False))
-        pieces: list[pa.Table] = []
-        offset = 0
-        for batch in pf.iter_batches(columns=present, batch_size=65_536):
-            lo, hi = np.searchsorted(wanted, [offset, offset + batch.num_rows])
-            if hi > lo:
-                taken = batch.take(pa.array(wanted[lo:hi] - offset))
-                pieces.append(pa.Table.from_batches([taken]))
-            offset += batch.num_rows
-            if hi == wanted.size:
-                break
-    if not pieces:
-        return pd.DataFrame(columns=present)
-    return pa.concat_tables(pieces).to_pandas()
-
-
 def _allocation(sizes: Sequence[int], total_max: int) -> list[int]:
     """Rows to sample per file, at most ``total_max`` in all: every row when the day fits;
     else ``min(size, MIN_BATCH_SAMPLE)`` per file when those floors fit, and the rest of the
@@ -335,70 +324,181 @@ def _scored_outputs(
     return readable, problems
 
 
-def drift_of_day(
-    params: Params,
-    root: str | Path,
-    batches: Sequence[BatchRow],
-    max_rows: int = MAX_DRIFT_ROWS,
-) -> DriftResult:
-    """Drift of the day's scored rows against ``<data.split_dir>/train.parquet``, per feature
-    and per batch (the batch rows get ``sample_rows``, ``max_psi`` and ``drifted_features``).
+def reference_versions(batches: Sequence[BatchRow]) -> list[int]:
+    """The model versions whose drift references the day's drift needs: those that scored a
+    batch of the day (the flow fetches them, :func:`flows.registry.fetch_references`)."""
+    return sorted({int(b.model_version) for b in batches
+                   if b.status == "scored" and b.model_version is not None})
 
-    Returns a result with ``available=False`` and a note (never raises for missing data): no
-    scored batch, no training snapshot, no feature columns, or no readable scored output.
-    """
-    root = Path(root).resolve()
-    scored = [b for b in batches if b.status == "scored"]
-    train_path = Layout.of(params, root).split("train")
-    result = DriftResult(available=False, training_snapshot=display_path(root, train_path),
-                         day_rows=sum(b.rows or 0 for b in scored))
-    if not scored:
-        result.note = "no batch was scored on this day: nothing to compare"
-        return result
-    if not train_path.is_file():
-        result.note = (
-            f"the training snapshot {result.training_snapshot} is missing, so drift cannot be "
-            "measured (run `anomaly stage ingest`, or `dvc pull` / `dvc repro` to restore it)"
-        )
-        return result
-    try:  # the feature columns from the first rows: the dtypes are what decides
-        with pq.ParquetFile(train_path) as pf:
-            head = next(pf.iter_batches(batch_size=1_000), None)
-            head_df = (pa.Table.from_batches([head]).to_pandas() if head is not None
-                       else pf.schema_arrow.empty_table().to_pandas())
-            result.training_rows = pf.metadata.num_rows
-        features = feature_columns(head_df, params, source=str(train_path))
-    except Exception as exc:  # an unreadable snapshot is a note on the page, not a failed report
-        result.note = f"cannot read the training snapshot {result.training_snapshot}: {exc}"
-        return result
-    if not features:
-        result.note = f"the training snapshot {result.training_snapshot} has no feature columns"
-        return result
 
-    rng = np.random.default_rng(SAMPLE_SEED)
-    train = sample_parquet(train_path, features, min(max_rows, result.training_rows), rng)
-    result.training_sample = len(train)
+@dataclass(frozen=True)
+class _Reference:
+    version: int
+    path: Path
+    frame: pd.DataFrame
+    meta: dict[str, Any]
 
-    # day side: each scored output, sampled in proportion to its rows
-    readable, problems = _scored_outputs(root, scored)
+    @property
+    def features(self) -> list[str]:
+        return list(self.meta["features"])
+
+
+def _load_references(
+    root: Path, references: Mapping[int, Path | str], versions: Sequence[int]
+) -> tuple[dict[int, _Reference], dict[int, str]]:
+    """The readable references of ``versions``, and for the others why there is none."""
+    loaded: dict[int, _Reference] = {}
+    missing: dict[int, str] = {}
+    for v in versions:
+        given = references.get(v)
+        if given is None:
+            missing[v] = f"the drift reference of model version {v} was not fetched"
+            continue
+        if isinstance(given, str):
+            missing[v] = given
+            continue
+        path = resolve(root, given)
+        try:
+            frame, meta = read_drift_reference(path)
+        except Exception as exc:  # a damaged cache is a note on the page, not a failed report
+            missing[v] = (f"the drift reference of model version {v} "
+                          f"({display_path(root, path)}) is unreadable: {exc}")
+            continue
+        if not meta["features"]:
+            missing[v] = f"the drift reference of model version {v} has no feature columns"
+            continue
+        loaded[v] = _Reference(v, path, frame, meta)
+    return loaded, missing
+
+
+def _rows_by_version(readable: Sequence[tuple[BatchRow, Path, int]]) -> dict[int, int]:
+    rows: dict[int, int] = {}
+    for b, _, n in readable:
+        if b.model_version is not None:
+            rows[int(b.model_version)] = rows.get(int(b.model_version), 0) + n
+    return rows
+
+
+def _sample_batches(
+    readable: Sequence[tuple[BatchRow, Path, int]], loaded: Mapping[int, _Reference],
+    max_rows: int,
+) -> list[pd.DataFrame]:
+    """Each readable output sampled in proportion to its rows (the columns of every loaded
+    reference), its drift against its own version's reference set on its batch row."""
+    columns = list(dict.fromkeys(f for r in loaded.values() for f in r.features))
     frames: list[pd.DataFrame] = []
     for (b, path, _), k in zip(readable, _allocation([n for *_, n in readable], max_rows),
                                strict=True):
         rng_b = np.random.default_rng([SAMPLE_SEED, len(frames) + 1])
-        sample = sample_parquet(path, features, k, rng_b)
+        sample = sample_parquet(path, columns, k, rng_b)
         b.sample_rows = len(sample)
         frames.append(sample)
-        per_batch = compute_drift(train, sample, features)
+        own = loaded.get(int(b.model_version)) if b.model_version is not None else None
+        if own is None:
+            continue
+        per_batch = compute_drift(own.frame, sample, own.features)
         values = [f.psi for f in per_batch if f.psi is not None]
         b.max_psi = max(values) if values else None
         b.drifted_features = [f.feature for f in per_batch if f.drifted]
-    if problems:
-        result.note = "left out of the drift: " + "; ".join(problems)
-    if not frames:
-        result.note = "no scored output of the day could be read: " + "; ".join(problems)
-        return result
+    return frames
+
+
+def _batch_notes(
+    readable: Sequence[tuple[BatchRow, Path, int]], missing: Mapping[int, str], main: int | None
+) -> list[str]:
+    """Why some batches have no drift of their own (their version's reference is missing, or
+    the ledger does not say which version scored them)."""
+    notes = []
+    unversioned = [b.batch for b, *_ in readable if b.model_version is None]
+    if unversioned:
+        notes.append(f"no per-batch drift for {', '.join(unversioned)}: the ledger does not say "
+                     "which model version scored it, so it has no drift reference")
+    for v, why in missing.items():
+        if v == main:
+            continue  # said first, as the reason the day has no drift
+        names = [b.batch for b, *_ in readable if b.model_version == v]
+        notes.append(f"no per-batch drift for {', '.join(names)}: {why}")
+    return notes
+
+
+def _mixed_versions_note(rows: Mapping[int, int], main: int) -> str | None:
+    if len(rows) < 2:
+        return None
+    versions = ", ".join(str(v) for v in sorted(rows))
+    return (f"the day's batches were scored by model versions {versions}: the day's rows are "
+            f"compared with the drift reference of version {main}, which scored most of them "
+            f"({rows[main]:,} of {sum(rows.values()):,} rows); each batch with its own "
+            "version's")
+
+
+def _day_drift(
+    result: DriftResult, root: Path, ref: _Reference, frames: Sequence[pd.DataFrame],
+    max_rows: int,
+) -> None:
+    """The day's sampled rows against ``ref``, into ``result``."""
+    train = ref.frame
+    if len(train) > max_rows:
+        train = train.sample(n=max_rows, random_state=SAMPLE_SEED)
+    result.reference = display_path(root, ref.path)
+    result.training_split = ref.meta.get("source")
+    result.training_rows = int(ref.meta.get("training_rows") or len(ref.frame))
+    result.training_sample = len(train)
     day = pd.concat(frames, ignore_index=True)
     result.day_sample = len(day)
-    result.features = compute_drift(train, day, features)
+    result.features = compute_drift(train, day, ref.features)
     result.available = bool(result.features)
+
+
+def drift_of_day(
+    root: str | Path,
+    batches: Sequence[BatchRow],
+    references: Mapping[int, Path | str],
+    max_rows: int = MAX_DRIFT_ROWS,
+) -> DriftResult:
+    """Drift of the day's scored rows against the drift references of the model versions that
+    scored them (see the module docstring), per feature and per batch (the batch rows get
+    ``sample_rows``, ``max_psi`` and ``drifted_features``).
+
+    Args:
+        references: model version -> its drift reference file (the cached copy), or the
+            sentence saying why there is none (:func:`flows.registry.fetch_references`), for
+            the versions of :func:`reference_versions`.
+
+    Returns a result with ``available=False`` and a note (never raises for missing data): no
+    scored batch, no readable scored output, no reference for the version that scored most
+    rows (why: not registered with one, unreadable, the registry unreachable), or no feature
+    column in common. The features are the reference's: the model's input columns.
+    """
+    root = Path(root).resolve()
+    scored = [b for b in batches if b.status == "scored"]
+    result = DriftResult(available=False, day_rows=sum(b.rows or 0 for b in scored))
+    if not scored:
+        result.note = "no batch was scored on this day: nothing to compare"
+        return result
+    readable, problems = _scored_outputs(root, scored)
+    if not readable:
+        result.note = "no scored output of the day could be read: " + "; ".join(problems)
+        return result
+    rows = _rows_by_version(readable)
+    main = max(rows, key=lambda v: (rows[v], v)) if rows else None
+    result.reference_version = main
+    loaded, missing = _load_references(root, references, sorted(rows))
+    notes: list[str] = []
+    if main is None:
+        notes.append("the ledger does not say which model version scored the day's batches, "
+                     "so there is no drift reference to compare them with: drift not measured")
+    elif main not in loaded:
+        notes.append(f"{missing[main]}: drift not measured")
+    frames = _sample_batches(readable, loaded, max_rows) if loaded else []
+    if main in loaded:
+        _day_drift(result, root, loaded[main], frames, max_rows)
+        if not result.features:
+            notes.append("the day's scored outputs have none of the feature columns of the "
+                         f"drift reference of model version {main}: drift not measured")
+        mixed = _mixed_versions_note(rows, main)
+        notes.extend([mixed] if mixed else [])
+    if problems:
+        notes.append("left out of the drift: " + "; ".join(problems))
+    notes.extend(_batch_notes(readable, missing, main))
+    result.note = "; ".join(notes) or None
     return result

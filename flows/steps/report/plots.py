@@ -100,7 +100,7 @@ def plot_psi(features: Sequence[FeatureDrift]) -> bytes:
                   rotation=30, ha="right", fontsize=8)
     ax.set_ylabel("PSI")
     ax.legend(fontsize=8)
-    ax.set_title("Population stability index per feature (day vs training snapshot)", fontsize=10)
+    ax.set_title("Population stability index per feature (day vs the model version's training data)", fontsize=10)
     ax.grid(axis="y", alpha=0.3)
     return _png(fig)
 

@@ -57,6 +57,11 @@ def _num(value: int | None) -> str:
     return "unknown" if value is None else f"{value:,}"
 
 
+def _dash(value: int | None) -> str:
+    """A count, or a dash where it does not apply (a quarantined batch)."""
+    return "–" if value is None else f"{value:,}"
+
+
 def _pct(value: float | None, digits: int = 2) -> str:
     return "–" if value is None else f"{100 * value:.{digits}f}%"
 
@@ -106,7 +111,7 @@ def render_html(report: DataQualityReport, images: Mapping[str, bytes]) -> str:
 {"".join(f'<p class="note">{_e(n)}</p>' for n in report.notes)}
 <h2>Batches</h2>
 {_batches_html(report, images)}
-<h2>Drift against the training snapshot</h2>
+<h2>Drift against the training data</h2>
 {_drift_html(report.drift, images)}
 <h2>Anomaly rate over the last {len(report.trend)} days</h2>
 {_trend_html(report, images)}
@@ -126,6 +131,7 @@ def _cards_html(report: DataQualityReport) -> str:
         (f"{report.rows_scored:,}", "rows scored"),
         (_num(report.rows_quarantined), "rows quarantined"),
         (_pct(report.rate), "flagged (anomaly rate)"),
+        (f"{report.out_of_range_rows:,}", "rows out of the training range"),
         (_fixed(d.max_psi), "max PSI"),
         (len(d.drifted) if d.available else "–", "drifted features"),
     ]
@@ -144,6 +150,7 @@ def _batch_row(b: BatchRow) -> str:
             f'validation{"s" if b.validations != 1 else ""}'
             + (f", {b.validations_failed} failed" if b.validations_failed else "") + "</a>"
             if b.data_docs_page else "–")
+    warned = f' title="{_e("; ".join(b.warnings))}"' if b.warnings else ""
     drift = ("–" if b.max_psi is None else
              f"{b.max_psi:.3f}" + (f' <span class="drift">{_e(", ".join(b.drifted_features))}'
                                    "</span>" if b.drifted_features else ""))
@@ -151,7 +158,9 @@ def _batch_row(b: BatchRow) -> str:
         f'<tr data-batch="{_e(b.batch)}"><td>{_e(b.batch)}</td><td>{status}</td>'
         f'<td class="num">{_num(b.rows)}</td>'
         f'<td class="num">{"–" if b.flagged is None else f"{b.flagged:,}"}</td>'
-        f'<td class="num">{_pct(b.rate)}</td><td>{_e(b.model_version)}</td>'
+        f'<td class="num">{_pct(b.rate)}</td>'
+        f'<td class="num"{warned}>{_dash(b.out_of_range_rows)}</td>'
+        f"<td>{_e(b.model_version)}</td>"
         f'<td title="{_e(b.at)}">{_e(_clock(b.at))}</td><td>{drift}</td><td>{docs}</td>'
         f"<td>{detail}</td></tr>"
     )
@@ -164,7 +173,10 @@ def _batches_html(report: DataQualityReport, images: Mapping[str, bytes]) -> str
                 f"on {_e(report.date)} (UTC).</p>")
     return (
         '<table id="batches"><thead><tr><th>batch</th><th>validation</th><th>rows</th>'
-        "<th>flagged</th><th>rate</th><th>model version</th><th>time (UTC)</th>"
+        "<th>flagged</th><th>rate</th>"
+        '<th title="rows with a feature outside the training range (scored and marked '
+        "in the out_of_range column; the detector decides whether they are anomalies)\">"
+        "out of range</th><th>model version</th><th>time (UTC)</th>"
         "<th>max PSI · drifted</th><th>Data Docs</th><th>output / reason</th></tr></thead>"
         f"<tbody>{''.join(_batch_row(b) for b in report.batches)}</tbody></table>"
         + _img("rows", images.get("rows"), "rows per batch, scored and quarantined")
@@ -190,8 +202,10 @@ def _drift_html(d: DriftResult, images: Mapping[str, bytes]) -> str:
                 if d.training_sample < d.training_rows else f"all {d.training_rows:,}")
     return (
         (f'<p class="note">{_e(d.note)}</p>' if d.note else "")
-        + f"<p>{sampled} of the day against {tsampled} rows of the training snapshot "
-        f"<code>{_e(d.training_snapshot)}</code>. "
+        + f"<p>{sampled} of the day against {tsampled} rows of the training split of model "
+        f"version {_e(d.reference_version)} (its drift reference <code>{_e(d.reference)}</code>"
+        ", logged when it was registered; the day is compared with the reference of the version "
+        "that scored most of its rows, each batch with its own version's). "
         + (f'<span class="drift">Drift in {len(d.drifted)} feature(s): '
            f"{_e(', '.join(d.drifted))}.</span>" if d.drifted else "No feature drifted.")
         + "</p>"
@@ -241,10 +255,11 @@ def render_markdown(report: DataQualityReport) -> str:
     lines = [f"# Data-quality report {report.date}", "", report.headline(), "",
              f"Page: `{report.html}`", ""]
     if report.batches:
-        lines += ["| batch | validation | rows | flagged | rate | max PSI |",
-                  "|---|---|---:|---:|---:|---:|"]
+        lines += ["| batch | validation | rows | flagged | rate | out of range | max PSI |",
+                  "|---|---|---:|---:|---:|---:|---:|"]
         lines += [f"| {b.batch} | {'passed' if b.passed else 'quarantined'} | {_num(b.rows)} | "
-                  f"{_num(b.flagged)} | {_pct(b.rate)} | {_fixed(b.max_psi)} |"
+                  f"{_num(b.flagged)} | {_pct(b.rate)} | {_dash(b.out_of_range_rows)} | "
+                  f"{_fixed(b.max_psi)} |"
                   for b in report.batches]
         lines.append("")
     if report.drift.available:

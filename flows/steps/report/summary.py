@@ -64,6 +64,11 @@ class DataQualityReport:
     def rate(self) -> float | None:
         return self.flagged / self.rows_scored if self.rows_scored else None
 
+    @property
+    def out_of_range_rows(self) -> int:
+        """Scored rows with a feature outside the training range (scored and marked)."""
+        return sum(b.out_of_range_rows or 0 for b in self.scored)
+
     def where(self) -> str:
         return display_path(self.root, self.html) or str(self.html)
 
@@ -101,6 +106,7 @@ class DataQualityReport:
                 "rows_quarantined": self.rows_quarantined,
                 "flagged": self.flagged,
                 "rate": self.rate,
+                "out_of_range_rows": self.out_of_range_rows,
                 "max_psi": self.drift.max_psi,
                 "drifted_features": self.drift.drifted,
             },

@@ -109,7 +109,9 @@ def busy_report(make_ledger, make_report) -> DataQualityReport:
     batches[2].rows = 7
     batches.append(BatchRow("<b>x</b>.csv", "scored", "2026-05-02T10:00:00+00:00", rows=3,
                             flagged=1))
-    drift = DriftResult(available=True, training_snapshot="data/processed/train.parquet",
+    drift = DriftResult(available=True, reference_version=2,
+                        reference="data/interim/references/2.parquet",
+                        training_split="data/processed/train.parquet",
                         training_rows=100, training_sample=100, day_rows=553, day_sample=553,
                         features=[feature_drift("x", np.arange(100), np.arange(10, 110)),
                                   feature_drift("y", np.arange(100), np.arange(100))])

@@ -141,3 +141,14 @@ def test_anomaly_rate_trend_sums_rows_and_flagged_per_utc_day(make_ledger):
     assert [p.date for p in anomaly_rate_trend(make_ledger(), DAY, days=1)] == ["2026-05-02"]
     with pytest.raises(ValueError, match="days must be >= 1"):
         anomaly_rate_trend(make_ledger(), DAY, days=0)
+
+
+def test_batches_of_day_carry_out_of_range_rows_and_warnings(make_ledger):
+    ledger = make_ledger()
+    entry = ledger["batches"]["c" * 64]
+    entry["out_of_range_rows"], entry["warnings"] = 12, ["column 'a': values between [0, 1]"]
+    rows = {b.batch: b for b in batches_of_day(ledger, DAY)}
+    assert rows["offset.parquet"].out_of_range_rows == 12
+    assert rows["offset.parquet"].warnings == ["column 'a': values between [0, 1]"]
+    assert rows["midnight.csv"].out_of_range_rows is None  # an entry from before the count
+    assert rows["bad.csv"].out_of_range_rows is None and rows["bad.csv"].warnings == []

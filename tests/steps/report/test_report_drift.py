@@ -1,5 +1,5 @@
-"""PSI / KS drift, the sampling that bounds it, and the day's drift against the training
-snapshot (:mod:`flows.steps.report.drift`).
+"""PSI / KS drift, the sampling that bounds it, and the day's drift against the drift references
+of the model versions that scored it (:mod:`flows.steps.report.drift`).
 
 Expected values are computed by hand in the tests (PSI) or by the reference implementation
 (scipy for KS).
@@ -14,8 +14,10 @@ import pandas as pd
 import pytest
 from scipy.stats import ks_2samp
 
+from flows.steps.reference import write_drift_reference
 from flows.steps.report import (
     BatchRow,
+    compute_drift,
     drift_level,
     drift_of_day,
     feature_drift,
@@ -23,6 +25,7 @@ from flows.steps.report import (
     ks_test,
     population_stability_index,
     quantile_edges,
+    reference_versions,
     sample_parquet,
 )
 from flows.steps.report import drift as drift_module
@@ -140,32 +143,53 @@ def test_sample_parquet_is_reproducible_and_bounded(tmp_path):
     assert len(everything) == 200_000
 
 
-def test_drift_of_day_compares_scored_outputs_with_the_training_snapshot(tmp_path, make_params):
+def _reference(root, params, train, version):
+    """The drift reference of ``train`` as the register stage writes it, cached for
+    ``version`` where the report finds it; the working copy's split is deleted afterwards (the
+    report must not need it)."""
+    import shutil
+
+    processed = root / "data" / "processed"
+    processed.mkdir(parents=True, exist_ok=True)
+    train.to_parquet(processed / "train.parquet", index=False)
+    written = write_drift_reference(params, root)
+    cached = root / "data" / "interim" / "references" / f"{version}.parquet"
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    shutil.move(written, cached)
+    shutil.rmtree(processed)
+    return cached
+
+
+def _scored(root, name, frame, version):
+    (root / "scored").mkdir(exist_ok=True)
+    frame.to_parquet(root / "scored" / f"{name}.parquet", index=False)
+    return BatchRow(f"{name}.csv", "scored", "2026-05-02T01:00:00+00:00", rows=len(frame),
+                    flagged=0, model_version=version, output=f"scored/{name}.parquet")
+
+
+def test_drift_of_day_compares_scored_outputs_with_the_versions_reference(tmp_path, make_params):
     params = make_params(tmp_path)
     rng = np.random.default_rng(3)
     train = pd.DataFrame({"a": rng.normal(size=4000), "b": rng.uniform(size=4000), "y": 0})
-    (tmp_path / "data" / "processed").mkdir(parents=True)
-    train.to_parquet(tmp_path / "data" / "processed" / "train.parquet", index=False)
-    (tmp_path / "scored").mkdir()
+    reference = _reference(tmp_path, params, train, 1)
     same = train.sample(1000, random_state=1)
     shifted = train.sample(1000, random_state=2).assign(a=lambda d: d["a"] + 1.0)
-    same.to_parquet(tmp_path / "scored" / "same.parquet", index=False)
-    shifted.to_parquet(tmp_path / "scored" / "shifted.parquet", index=False)
     batches = [
-        BatchRow("same.csv", "scored", "2026-05-02T01:00:00+00:00", rows=1000, flagged=0,
-                    output="scored/same.parquet"),
-        BatchRow("shifted.csv", "scored", "2026-05-02T02:00:00+00:00", rows=1000, flagged=0,
-                    output="scored/shifted.parquet"),
+        _scored(tmp_path, "same", same, 1),
+        _scored(tmp_path, "shifted", shifted, 1),
         BatchRow("bad.csv", "quarantined", "2026-05-02T03:00:00+00:00"),
         BatchRow("lost.csv", "scored", "2026-05-02T04:00:00+00:00", rows=10, flagged=0,
-                    output="scored/lost.parquet"),  # deleted since: left out, said so
+                 model_version=1, output="scored/lost.parquet"),  # deleted since: said so
     ]
+    assert reference_versions(batches) == [1]
 
-    result = drift_of_day(params, tmp_path, batches)
+    result = drift_of_day(tmp_path, batches, {1: reference})
 
     assert result.available
     assert result.note == "left out of the drift: lost.csv: its output scored/lost.parquet is missing"
     assert [f.feature for f in result.features] == ["a", "b"]  # the label is not a feature
+    assert (result.reference_version, result.reference) == (1, "data/interim/references/1.parquet")
+    assert result.training_split == "data/processed/train.parquet"
     assert (result.training_rows, result.training_sample) == (4000, 4000)
     assert (result.day_rows, result.day_sample) == (2010, 2000)
     day = pd.concat([same, shifted])
@@ -181,18 +205,90 @@ def test_drift_of_day_compares_scored_outputs_with_the_training_snapshot(tmp_pat
     assert batches[2].max_psi is None and batches[3].max_psi is None
 
     # a bounded sample: the same result twice (fixed seed), at most max_rows rows
-    small = drift_of_day(params, tmp_path, batches, max_rows=600)
-    again = drift_of_day(params, tmp_path, batches, max_rows=600)
+    small = drift_of_day(tmp_path, batches, {1: reference}, max_rows=600)
+    again = drift_of_day(tmp_path, batches, {1: reference}, max_rows=600)
     assert small.day_sample == 600 == again.day_sample  # 300 per batch
     assert small.features[0].psi == again.features[0].psi
+    assert small.training_sample == 600 and small.training_rows == 4000
 
 
-def test_drift_of_day_without_snapshot_or_scored_batches_says_why(tmp_path, make_params):
+def test_each_batch_against_its_own_version_and_the_day_against_the_main_one(
+    tmp_path, make_params
+):
+    """Two versions trained on different data scored one day: each batch is compared with its
+    own version's reference, the day with the reference of the version that scored most rows."""
     params = make_params(tmp_path)
-    scored = [BatchRow("b.csv", "scored", "2026-05-02T01:00:00+00:00", rows=5,
-                          output="scored/b.parquet")]
-    missing = drift_of_day(params, tmp_path, scored)
-    assert not missing.available
-    assert "data/processed/train.parquet is missing" in missing.note
-    none = drift_of_day(params, tmp_path, [BatchRow("q.csv", "quarantined", "x")])
-    assert not none.available and "no batch was scored" in none.note
+    rng = np.random.default_rng(5)
+    old = pd.DataFrame({"a": rng.normal(size=3000), "b": rng.uniform(size=3000), "y": 0})
+    new = old.assign(a=old["a"] + 3.0)  # version 2 was trained on shifted data
+    references = {1: _reference(tmp_path, params, old, 1), 2: _reference(tmp_path, params, new, 2)}
+    like_old = old.sample(1000, random_state=1)
+    like_new = new.sample(1500, random_state=2)
+    batches = [_scored(tmp_path, "v1", like_old, 1), _scored(tmp_path, "v2", like_new, 2)]
+
+    result = drift_of_day(tmp_path, batches, references)
+
+    # per batch: like its own training data, no drift
+    assert batches[0].drifted_features == [] and batches[1].drifted_features == []
+    assert batches[0].max_psi < 0.05 and batches[1].max_psi < 0.05
+    # the day: every row against version 2's reference (it scored 1,500 of 2,500 rows)
+    assert result.available and result.reference_version == 2
+    expected = compute_drift(new[["a", "b"]], pd.concat([like_old, like_new]), ["a", "b"])
+    assert [f.psi for f in result.features] == pytest.approx([f.psi for f in expected])
+    assert result.drifted == ["a"]  # the rows of version 1 are far from version 2's data
+    assert result.note == (
+        "the day's batches were scored by model versions 1, 2: the day's rows are compared "
+        "with the drift reference of version 2, which scored most of them (1,500 of 2,500 "
+        "rows); each batch with its own version's")
+
+
+def test_drift_of_day_says_why_it_was_not_measured(tmp_path, make_params):
+    params = make_params(tmp_path)
+    train = pd.DataFrame({"a": np.arange(500.0), "y": 0})
+    reference = _reference(tmp_path, params, train, 2)
+    no_reference = ("model version 1 has no drift reference (registered before references were "
+                    "logged: reports/drift_reference.parquet is not among the artifacts of run r1)")
+    big, small = _scored(tmp_path, "big", train, 1), _scored(tmp_path, "small", train.head(50), 2)
+
+    # the version that scored most rows has no reference: no day drift, said once; the batch
+    # of the other version still gets its own
+    result = drift_of_day(tmp_path, [big, small], {1: no_reference, 2: reference})
+    assert not result.available and result.reference_version == 1 and result.features == []
+    assert result.note == f"{no_reference}: drift not measured"
+    assert big.max_psi is None and small.sample_rows == 50
+    assert small.max_psi == pytest.approx(population_stability_index(train["a"], train["a"][:50]))
+    # the other way round: the day is measured, the batch without a reference says why
+    other = drift_of_day(tmp_path, [_scored(tmp_path, "few", train.head(50), 1),
+                                    _scored(tmp_path, "many", train, 2)],
+                         {1: no_reference, 2: reference})
+    assert other.available and other.reference_version == 2
+    assert other.note.endswith(f"; no per-batch drift for few.csv: {no_reference}")
+
+    # an unreachable registry (the flow passes its sentence), an unreadable cached reference
+    unreachable = "the registry is unreachable (no MLflow database at /x/mlflow.db)"
+    assert drift_of_day(tmp_path, [small], {2: unreachable}).note == (
+        f"{unreachable}: drift not measured")
+    broken = tmp_path / "broken.parquet"
+    broken.write_bytes(b"not parquet")
+    note = drift_of_day(tmp_path, [small], {2: broken}).note
+    assert note.startswith("the drift reference of model version 2 (broken.parquet) is "
+                           "unreadable: ") and note.endswith(": drift not measured")
+    assert drift_of_day(tmp_path, [small], {}).note == (
+        "the drift reference of model version 2 was not fetched: drift not measured")
+
+    # a batch the ledger names no version for: no drift of its own, the day against the others
+    unknown = _scored(tmp_path, "unknown", train.head(10), None)
+    mixed = drift_of_day(tmp_path, [small, unknown], {2: reference})
+    assert mixed.available and mixed.day_sample == 60
+    assert mixed.note == ("no per-batch drift for unknown.csv: the ledger does not say which "
+                          "model version scored it, so it has no drift reference")
+    alone = drift_of_day(tmp_path, [unknown], {})
+    assert not alone.available and "does not say which model version" in alone.note
+
+    # no scored batch; no readable output
+    none = drift_of_day(tmp_path, [BatchRow("q.csv", "quarantined", "x")], {2: reference})
+    assert not none.available and none.note == "no batch was scored on this day: nothing to compare"
+    lost = BatchRow("b.csv", "scored", "x", rows=5, model_version=2, output="scored/b.parquet")
+    assert drift_of_day(tmp_path, [lost], {2: reference}).note == (
+        "no scored output of the day could be read: b.csv: its output scored/b.parquet is missing")
+    assert not (tmp_path / "data" / "processed").exists()  # never needed

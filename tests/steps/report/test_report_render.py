@@ -15,6 +15,8 @@ def _rows(page: str, kind: str) -> dict[str, str]:
 def test_the_page_is_self_contained_with_tables_and_decodable_plots(busy_report):
     report = busy_report
     report.batches[0].max_psi, report.batches[0].drifted_features = 0.31, ["x"]
+    report.batches[0].out_of_range_rows = 4  # scored and marked, with GX's warning line
+    report.batches[0].warnings = ["column 'x': values between [0, 1]: 4 of 200 rows outside"]
 
     images = render_plots(report)
     page = render_html(report, images)
@@ -36,7 +38,9 @@ def test_the_page_is_self_contained_with_tables_and_decodable_plots(busy_report)
                              "naive.csv", "&lt;b&gt;x&lt;/b&gt;.csv"]
     midnight = batches["midnight.csv"]
     assert ('<td class="num">200</td><td class="num">10</td><td class="num">5.00%</td>'
-            in midnight)
+            '<td class="num" title="column &#x27;x&#x27;: values between [0, 1]: 4 of 200 rows '
+            'outside">4</td>' in midnight)
+    assert '<td class="num">–</td><td>' in batches["bad.csv"]  # quarantined: not counted
     assert '<td>0.310 <span class="drift">x</span></td>' in midnight
     assert '<span class="pass">passed · scored</span>' in midnight
     assert '<span class="fail">failed · quarantined</span>' in batches["bad.csv"]
@@ -57,10 +61,17 @@ def test_the_page_is_self_contained_with_tables_and_decodable_plots(busy_report)
     assert features["y"].endswith("<td>no</td>") and "drift" not in features["y"]
     assert '<span class="drift">Drift in 1 feature(s): x.</span>' in page
     assert "all 553 scored rows of the day against all 100 rows" in page
+    # which reference: the version's own, from the registry (not the working copy's split)
+    assert ("rows of the training split of model version 2 (its drift reference "
+            "<code>data/interim/references/2.parquet</code>, logged when it was registered; the "
+            "day is compared with the reference of the version that scored most of its rows"
+            ) in page
     # the summary cards
     assert f"<div class=card><b>{x.psi:.3f}</b><span>max PSI</span></div>" in page
     assert "<div class=card><b>1</b><span>drifted features</span></div>" in page
     assert "<div class=card><b>553</b><span>rows scored</span></div>" in page
+    assert "<div class=card><b>4</b><span>rows out of the training range</span></div>" in page
+    assert report.to_dict()["totals"]["out_of_range_rows"] == 4
     assert "<div class=card><b>unknown</b><span>rows quarantined</span></div>" in page
 
 
@@ -84,8 +95,13 @@ def test_the_markdown_artifact_has_the_headline_and_the_tables(busy_report, make
     lines = text.splitlines()
     assert lines[0] == "# Data-quality report 2026-05-02"
     assert busy_report.headline() in lines
-    assert "| midnight.csv | passed | 200 | 10 | 5.00% | – |" in lines
-    assert "| gone.csv | quarantined | unknown | unknown | – | – |" in lines
+    busy_report.batches[1].out_of_range_rows = 12
+    text = render_markdown(busy_report)
+    lines = text.splitlines()
+    assert "| midnight.csv | passed | 200 | 10 | 5.00% | – | – |" in lines  # an older entry
+    assert any(line.startswith("| offset.parquet | passed |") and line.endswith("| 12 | – |")
+               for line in lines)
+    assert "| gone.csv | quarantined | unknown | unknown | – | – | – |" in lines
     x = busy_report.drift.features[0]
     assert (f"| x | {x.psi:.3f} | {x.ks_statistic:.3f} | {x.ks_pvalue:.3g} | **yes** |"
             in lines)
