@@ -69,7 +69,7 @@ def metric_key(name: str) -> str:
 def _numeric_metrics(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
     out: dict[str, float] = {}
     for key, value in metrics.items():
-        name = f"{prefix}{key}"
+        name = f"{prefix}{metric_key(str(key))}"  # column names can hold any character
         if isinstance(value, Mapping):
             out.update(_numeric_metrics(value, prefix=f"{name}."))
         elif isinstance(value, (int, float)) and math.isfinite(float(value)):

@@ -27,6 +27,11 @@ def test_register_step(tiny_registry, make_registry_params, step_inputs):
         run_stage("register", params, root)
 
     step_inputs(root, tiny_model)
+    warned = {"success": True, "batches": {
+        "train": {"n_warnings": 0, "warning_rows": {}},
+        "validation": {"n_warnings": 2, "warning_rows": {"a": 1, "flow (l/s)": 3}},
+    }}
+    (root / "data" / "interim" / "validation_report.json").write_text(json.dumps(warned))
     result = run_stage("register", params, root)
     record = json.loads((root / "models" / "registration.json").read_text())
     assert record["version"] == 1 and record["promoted"] is True
@@ -42,6 +47,11 @@ def test_register_step(tiny_registry, make_registry_params, step_inputs):
     assert run.data.tags["git.commit"] == "unknown"  # tmp_path is not a git repository
     assert run.data.metrics["pr_auc"] == 0.8
     assert run.data.metrics["expected_false_alarm_rate"] == 0.05
+    # the validation's warnings per split and column (the column name made a valid key)
+    warning_metrics = {k: v for k, v in run.data.metrics.items() if "warning" in k}
+    assert warning_metrics == {"validation_warnings.validation.n_warnings": 2,
+                               "validation_warnings.validation.a": 1,
+                               "validation_warnings.validation.flow _l/s_": 3}
     assert run.data.params["registry.model_name"] == "tiny-detector"
     listed = {a.path for a in MlflowClient().list_artifacts(result.run_id)}
     assert {"plots", "reports", "data_docs"} <= listed
