@@ -46,6 +46,7 @@ from anomaly_models.detector_params import (
     check_detector_params,
     check_window,
     resolve_smoothing,
+    resolve_window,
 )
 from anomaly_models.estimator import BaseEstimator
 from anomaly_models.inputs import as_series, as_table
@@ -107,7 +108,11 @@ class AnomalyDetector(BaseEstimator):
         tail_compression: Apply ``asinh`` after scaling (default True), so rare huge normal
             values do not outrank real anomalies; see ``layers.TailCompression``.
         verbose: Keras ``fit`` verbosity.
-        window: (sequence kind) Window length in points, >= 2.
+        window: (sequence kind) Window length in points, >= 2; None (default) = chosen at
+            ``fit`` from the training series alone: its dominant period by autocorrelation
+            (one window spans one cycle), 32 when it has none, kept in [8, 256] and at most a
+            quarter of the series (:func:`anomaly_models.sequences.auto_window`). The chosen
+            value is ``window_``.
         stride: (sequence kind) Step between the starts of the training windows, 1 <= stride <=
             window. Scoring always uses stride 1, so every point gets a score.
         point_aggregation: (sequence kind) How a point's squared reconstruction error (per
@@ -151,7 +156,9 @@ class AnomalyDetector(BaseEstimator):
         fit_seconds_: wall time of ``fit`` in seconds.
         epochs_ / batch_size_ / learning_rate_: the training arguments used, ``None`` resolved
             to the kind's defaults (:data:`anomaly_models.kinds.DETECTOR_KINDS`).
-        smoothing_: the smoothing length in points used by scoring (``window // 4`` when
+        window_: the window used (the sequence kinds; ``window`` or the one chosen from the
+            series; None for the tabular kinds).
+        smoothing_: the smoothing length in points used by scoring (``window_ // 4`` when
             ``smoothing`` is None; used by the sequence kinds only).
         threshold_ / threshold_record_: set by ``calibrate`` (None until then).
 
@@ -178,7 +185,7 @@ class AnomalyDetector(BaseEstimator):
         scaling: str = "robust",
         tail_compression: bool = True,
         verbose: int = 0,
-        window: int = 32,
+        window: int | None = None,
         stride: int = 1,
         point_aggregation: str = "mean",
         smoothing: int | None = None,
@@ -233,8 +240,13 @@ class AnomalyDetector(BaseEstimator):
         if not self.is_sequence:
             return 0
         if self.is_fitted:
-            return context_length(self.window, self.smoothing_)
+            return context_length(self.window_, self.smoothing_)
         window = check_window(self.window)
+        if window is None:
+            raise ValueError(
+                "context_length is known after fit: window=None is chosen from the training "
+                "series' period"
+            )
         return context_length(window, resolve_smoothing(self.smoothing, window))
 
     @property
@@ -289,6 +301,7 @@ class AnomalyDetector(BaseEstimator):
         params = self.resolve_params()
         if self.is_sequence:
             frame = as_series(X)
+            params = resolve_window(params, frame.to_numpy(dtype="float64", na_value=np.nan))
             fitted = fit_series_network(frame, params, preprocessing_model)
         else:
             frame = as_table(X)
@@ -314,7 +327,7 @@ class AnomalyDetector(BaseEstimator):
     # ------------------------------------------------------------------------------- scoring
     def _sequence_contributions(self, X: Any, context: Any) -> np.ndarray:
         names = self._fitted_names()
-        window = int(self.window)
+        window = int(self.window_)
         frame = as_series(X, names)
         if len(frame) == 0:
             raise ValueError(f"X is empty (shape {frame.shape}): need at least one point")

@@ -4,7 +4,8 @@
 ``AnomalyDetector.resolve_params``) run :func:`check_detector_params`, which checks each one with
 a message that shows the received value, and fills in the arguments left as ``None``: ``epochs``,
 ``batch_size`` and ``learning_rate`` from the kind's :class:`~anomaly_models.kinds.TrainingDefaults`,
-``smoothing`` as ``window // 4``.
+``smoothing`` as ``window // 4``; ``window`` None (the sequence kind's default) is chosen at fit
+from the training series' period (:func:`resolve_window`), since it needs the data.
 
 Imports NumPy and the standard library only (Keras only for the ``"feature"`` kind's weights).
 """
@@ -29,30 +30,56 @@ __all__ = [
     "check_detector_params",
     "check_window",
     "resolve_smoothing",
+    "resolve_window",
 ]
 
 #: The arguments whose ``None`` is resolved by :func:`check_detector_params`; a fitted detector
 #: keeps the value it used as ``<name>_`` (``epochs_``, ``batch_size_``, ...).
-RESOLVED_PARAMS = ("epochs", "batch_size", "learning_rate", "smoothing")
+RESOLVED_PARAMS = ("epochs", "batch_size", "learning_rate", "window", "smoothing")
 #: ``point_aggregation`` choices of the sequence kinds.
 POINT_AGGREGATIONS = ("mean", "max")
 #: ``scaling`` choices of the preprocessing.
 SCALINGS = ("standard", "robust")
 
 
-def check_window(window: Any) -> int:
-    """``window`` as int when it is an integer >= 2, else ``ValueError`` showing it."""
+def check_window(window: Any) -> int | None:
+    """``window`` as int when it is an integer >= 2, None (chosen at fit from the training
+    series: :func:`anomaly_models.sequences.auto_window`) when None, else ``ValueError``
+    showing it."""
+    if window is None:
+        return None
     checked = check_positive_int("window", window)
     if checked < 2:
         raise ValueError(f"`window` must be at least 2 points, received window={window!r}")
     return checked
 
 
-def resolve_smoothing(smoothing: Any, window: int) -> int:
-    """``smoothing`` as int (``window // 4`` when None), else ``ValueError`` showing it."""
+def resolve_smoothing(smoothing: Any, window: int | None) -> int | None:
+    """``smoothing`` as int (``window // 4`` when None; None while the window is not chosen
+    yet), else ``ValueError`` showing it."""
     if smoothing is None:
-        return window // 4
+        return None if window is None else window // 4
     return check_non_negative_int("smoothing", smoothing)
+
+
+def resolve_window(params: Mapping[str, Any], series: Any) -> dict[str, Any]:
+    """``params`` (checked) with ``window`` chosen from the training ``series`` when it is None
+    (:func:`anomaly_models.sequences.auto_window`), then ``smoothing`` resolved from it and
+    ``stride`` checked against it."""
+    from anomaly_models.sequences import auto_window
+
+    if params["window"] is not None:
+        return dict(params)
+    window = auto_window(series)
+    resolved = {**params, "window": window}
+    if resolved["smoothing"] is None:
+        resolved["smoothing"] = window // 4
+    if resolved["stride"] > window:
+        raise ValueError(
+            f"`stride` must be at most the window ({window}, chosen from the series' period), "
+            f"received stride={params['stride']!r}"
+        )
+    return resolved
 
 
 def _check_hidden_dims(hidden_dims: Any) -> list[int]:
@@ -66,7 +93,7 @@ def _check_hidden_dims(hidden_dims: Any) -> list[int]:
 def _check_sequence_params(params: Mapping[str, Any]) -> dict[str, Any]:
     window = check_window(params["window"])
     stride = check_positive_int("stride", params["stride"])
-    if stride > window:
+    if window is not None and stride > window:
         raise ValueError(
             f"`stride` must be at most window={window} (else training skips points), "
             f"received stride={params['stride']!r}"

@@ -85,8 +85,8 @@ def restore_detector(cls: type[Detector], network: keras.Model) -> Detector:
     if resolved is None:  # written before resolved_params existed: its params are resolved
         checked = detector.resolve_params()
         resolved = {name: checked[name] for name in RESOLVED_PARAMS}
-    for name in RESOLVED_PARAMS:
-        setattr(detector, f"{name}_", resolved[name])
+    for name in RESOLVED_PARAMS:  # a file from before `window` was resolved: its argument
+        setattr(detector, f"{name}_", resolved[name] if name in resolved else params.get(name))
     detector.network_ = network
     detector.feature_names_in_ = np.asarray(state["feature_names_in"], dtype=object)
     detector.n_features_in_ = len(state["feature_names_in"])

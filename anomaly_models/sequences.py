@@ -13,6 +13,9 @@ Pure NumPy / pandas:
   channels, streamed block by block of windows to bound memory.
 * :func:`moving_average` - a centred moving average of point scores (per channel), the smoothing
   that localizes anomalies best on the UCR series (``pandas``' ``rolling(center=True)``).
+* :func:`dominant_period` / :func:`auto_window` - the period of a series by its autocorrelation,
+  and the window the sequence kind takes from it when ``window=None`` (chosen from the training
+  series alone, never from labels).
 
 Window ``k`` always covers the points ``[k * stride, k * stride + window)``.
 """
@@ -28,6 +31,12 @@ import pandas as pd
 from anomaly_models.checks import check_positive_int
 
 REDUCTIONS = ("max", "mean")
+#: :func:`auto_window`: the window when the series shows no period, and the bounds it is kept in.
+FALLBACK_WINDOW = 32
+MIN_AUTO_WINDOW = 8
+MAX_AUTO_WINDOW = 256
+#: :func:`dominant_period`: the smallest autocorrelation a peak needs to count as a period.
+MIN_PERIOD_CORRELATION = 0.2
 
 
 def _check_window_fits(n_points: int, window: int, what: str) -> None:
@@ -389,3 +398,64 @@ def moving_average(values: Any, length: int) -> np.ndarray:
     out = np.full(array.shape, np.nan)
     np.divide(sums, counts, out=out, where=counts > 0)
     return out
+
+
+def _autocorrelation(values: np.ndarray) -> np.ndarray:
+    """Mean over channels of each channel's autocorrelation at lags ``0 .. n-1`` (FFT, biased
+    estimate); a constant channel counts as uncorrelated."""
+    n = values.shape[0]
+    centred = values - values.mean(axis=0)
+    spectrum = np.fft.rfft(centred, n=2 * n, axis=0)
+    acov = np.fft.irfft(np.abs(spectrum) ** 2, axis=0)[:n]
+    variance = acov[0]
+    usable = variance > 0
+    if not usable.any():
+        return np.zeros(n)
+    return (acov[:, usable] / variance[usable]).mean(axis=1)
+
+
+def dominant_period(values: Any, min_period: int = 2, max_period: int | None = None) -> int | None:
+    """The dominant period of a series in points, by its autocorrelation, or None.
+
+    The autocorrelation (averaged over channels) is searched after its first drop below zero
+    for its highest value at lags ``min_period .. max_period`` (default ``n // 3``: at least
+    three cycles); that lag is the period when the correlation there is at least
+    :data:`MIN_PERIOD_CORRELATION`. A trend, noise or a series that never decorrelates has none.
+
+    Args:
+        values: ``(n,)`` or ``(n, channels)`` numbers, in time order, no NaN.
+    """
+    array = np.asarray(values, dtype="float64")
+    array = array.reshape(-1, 1) if array.ndim == 1 else array
+    if array.ndim != 2 or not np.isfinite(array).all():
+        raise ValueError(
+            f"dominant_period needs a finite (n,) or (n, channels) series, received shape "
+            f"{np.shape(values)}"
+        )
+    n = array.shape[0]
+    high = n // 3 if max_period is None else min(int(max_period), n - 1)
+    if high < max(min_period, 2):
+        return None
+    acf = _autocorrelation(array)
+    below = np.flatnonzero(acf[1:] < 0)
+    if below.size == 0:
+        return None
+    start = max(int(below[0]) + 1, min_period)
+    if start > high:
+        return None
+    lag = start + int(np.argmax(acf[start : high + 1]))
+    return lag if acf[lag] >= MIN_PERIOD_CORRELATION else None
+
+
+def auto_window(values: Any) -> int:
+    """The sequence kind's window when ``window=None``: the dominant period of the training
+    series (:func:`dominant_period`; one window then spans one cycle, the usual choice for
+    the matrix-profile discord too), else :data:`FALLBACK_WINDOW`; kept within
+    [:data:`MIN_AUTO_WINDOW`, :data:`MAX_AUTO_WINDOW`] and at most a quarter of the series, so
+    that there are windows enough to learn from."""
+    array = np.asarray(values, dtype="float64")
+    n = array.shape[0]
+    period = dominant_period(array, min_period=MIN_AUTO_WINDOW)  # a longer one is capped below
+    window = FALLBACK_WINDOW if period is None else period
+    window = min(max(window, MIN_AUTO_WINDOW), MAX_AUTO_WINDOW)
+    return max(2, min(window, n // 4))

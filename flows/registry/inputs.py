@@ -71,10 +71,10 @@ def model_signature(detector: Any, example: pd.DataFrame) -> ModelSignature:
 
     signature_params = None
     if detector.is_sequence:
-        if len(example) < detector.window:
+        if len(example) < detector.window_:
             raise ValueError(
                 f"input_example has {len(example)} rows, but a sequence detector scores windows "
-                f"of window={detector.window} points: pass at least {detector.window} "
+                f"of window={detector.window_} points: pass at least {detector.window_} "
                 "consecutive points of the series"
             )
         signature_params = {CONTEXT_ROWS_PARAM: 0}
@@ -96,7 +96,7 @@ def model_metadata(detector: Any, timestamp_column: str | None = None) -> dict[s
     }
     if detector.is_sequence:
         metadata["timestamp_column"] = timestamp_column
-        metadata["window"] = int(detector.window)
+        metadata["window"] = int(detector.window_)
     return metadata
 
 

@@ -146,7 +146,7 @@ def _fit_metrics(detector: Any, n_rows: int, n_anomalous: int) -> dict[str, floa
         "n_rows": n_rows,
     }
     if detector.is_sequence:
-        metrics["n_windows"] = (n_rows - detector.window) // detector.stride + 1
+        metrics["n_windows"] = (n_rows - detector.window_) // detector.stride + 1
         metrics["train_anomalous_points"] = n_anomalous
     best_epoch = len(loss)
     if val_loss:

@@ -98,7 +98,7 @@ def test_get_params_round_trip(detector):
     assert AnomalyDetector(**params).get_params() == params
     # every kind has every parameter; the tabular kinds keep their defaults exactly
     tabular = AnomalyDetector()
-    assert tabular.get_params()["window"] == 32 and tabular.get_params()["batch_size"] is None
+    assert tabular.get_params()["window"] is None and tabular.get_params()["batch_size"] is None
     resolved = tabular.resolve_params()
     assert resolved["batch_size"] == 1024 and resolved["epochs"] == 30
 
@@ -334,3 +334,27 @@ def test_moving_average_matches_pandas_centred_rolling_mean(length):
 def test_moving_average_rejects_bad_length():
     with pytest.raises(ValueError, match="length=-1"):
         moving_average(np.zeros(5), -1)
+
+
+def test_window_none_is_chosen_from_the_training_series_period(tmp_path):
+    """The default window comes from the training series alone (its period by autocorrelation),
+    is kept as ``window_`` with the smoothing derived from it, and survives save / load."""
+    t = np.arange(600)
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"a": np.sin(2 * np.pi * t / 40) + 0.1 * rng.normal(size=600),
+                      "b": np.cos(2 * np.pi * t / 40) + 0.1 * rng.normal(size=600)})
+    detector = AnomalyDetector(kind="lstm_autoencoder", epochs=1, lstm_units=4, latent_dim=2)
+    assert detector.window is None
+    with pytest.raises(ValueError, match="context_length is known after fit"):
+        _ = detector.context_length
+    detector.fit(X)
+    assert detector.window is None and (detector.window_, detector.smoothing_) == (40, 10)
+    assert detector.context_length == 39 + 5
+    assert detector.score_samples(X.iloc[:100]).shape == (100,)
+    loaded = AnomalyDetector.load(detector.save(tmp_path / "auto.keras"))
+    assert (loaded.window, loaded.window_, loaded.smoothing_) == (None, 40, 10)
+    np.testing.assert_allclose(loaded.score_samples(X.iloc[:100]),
+                               detector.score_samples(X.iloc[:100]), rtol=1e-6)
+    fixed = AnomalyDetector(kind="lstm_autoencoder", window=16, epochs=1, lstm_units=4,
+                            latent_dim=2).fit(X)
+    assert fixed.window_ == 16 and fixed.smoothing_ == 4

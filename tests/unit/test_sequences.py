@@ -161,3 +161,22 @@ def test_window_scores_to_points_errors():
         window_scores_to_points([1.0], 2, window=3)
     with pytest.raises(ValueError, match="stride=0"):
         window_scores_to_points([1.0], 3, window=3, stride=0)
+
+
+def test_dominant_period_and_auto_window():
+    from anomaly_models.sequences import FALLBACK_WINDOW, auto_window, dominant_period
+
+    t = np.arange(3000)
+    rng = np.random.default_rng(1)
+    assert dominant_period(np.sin(2 * np.pi * t / 50) + 0.3 * rng.normal(size=3000)) in (49, 50, 51)
+    assert dominant_period(np.sin(2 * np.pi * t / 50)) == 50
+    two = np.c_[np.sin(2 * np.pi * t / 37), np.cos(2 * np.pi * t / 37)]
+    assert dominant_period(two) == 37 == auto_window(two)
+    assert dominant_period(rng.normal(size=3000)) is None  # noise: no period
+    assert dominant_period(t * 1.0) is None  # a trend never decorrelates
+    assert auto_window(rng.normal(size=3000)) == FALLBACK_WINDOW
+    assert auto_window(np.sin(2 * np.pi * t / 700)) == 256  # capped
+    assert auto_window(rng.normal(size=60)) == 15  # at most a quarter of the series
+    assert auto_window(np.sin(2 * np.pi * t / 3)) >= 8  # never below the floor
+    with pytest.raises(ValueError, match="finite"):
+        dominant_period([1.0, np.nan, 2.0])
