@@ -123,9 +123,16 @@ def lstm_autoencoder(train, test, window, seed, args) -> dict[str, np.ndarray]:
     return scores
 
 
+def window_rows(values: np.ndarray, window: int) -> np.ndarray:
+    """Every window (stride 1) of a ``(n,)`` or ``(n, channels)`` series as one row
+    ``(n_windows, window * channels)``, all channels of a time step together (also used by
+    sequence_suite.py)."""
+    windows = sliding_windows(values, window)
+    return windows.reshape(len(windows), -1)
+
+
 def nearest_neighbour(train, test, window, seed, args) -> dict[str, np.ndarray]:
-    a = sliding_windows(train, window)[:, :, 0]
-    b = sliding_windows(test, window)[:, :, 0]
+    a, b = window_rows(train, window), window_rows(test, window)
     distances = np.empty(len(b))
     for start in range(0, len(b), 2048):
         chunk = b[start : start + 2048]
@@ -137,8 +144,8 @@ def nearest_neighbour(train, test, window, seed, args) -> dict[str, np.ndarray]:
 def isolation_forest(train, test, window, seed, args) -> dict[str, np.ndarray]:
     from sklearn.ensemble import IsolationForest
 
-    model = IsolationForest(random_state=seed).fit(sliding_windows(train, window)[:, :, 0])
-    scores = -model.score_samples(sliding_windows(test, window)[:, :, 0])
+    model = IsolationForest(random_state=seed).fit(window_rows(train, window))
+    scores = -model.score_samples(window_rows(test, window))
     return {"max": window_scores_to_points(scores, len(test), window)}
 
 
