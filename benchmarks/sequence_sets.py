@@ -32,6 +32,7 @@ only (never TEST or its labels).
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -60,6 +61,15 @@ class Series:
     hit_margin: int = UCR_MARGIN
     channels: tuple[str, ...] = ("value",)
     info: dict = field(default_factory=dict)
+
+    @property
+    def fingerprint(self) -> str:
+        """sha1 (12 hex digits) of TRAIN, TEST and the labels: cached results of other data
+        are recomputed."""
+        digest = hashlib.sha1()
+        for array in (self.train, self.test, self.labels):
+            digest.update(np.ascontiguousarray(array, dtype=np.float64).tobytes())
+        return digest.hexdigest()[:12]
 
     @property
     def n_channels(self) -> int:
@@ -251,7 +261,7 @@ POSITION_RANGE = (0.2, 0.8)  # the anomaly starts in this share of TEST (drawn u
 #: name -> (seed, anomaly type, length in periods (0: one point), strength, description)
 GENERATED: dict[str, tuple[int, str, float, float, str]] = {
     "gen_spike": (101, "spike", 0, 2.0, "one point +/- 2.0 (sign drawn)"),
-    "gen_level_shift": (102, "level shift", 2, 0.6, "+0.6 added over the segment"),
+    "gen_level_shift": (102, "level shift", 2, 1.0, "+1.0 added over the segment"),
     "gen_frequency": (
         103,
         "frequency change",

@@ -30,7 +30,8 @@ from the TRAIN part only (:func:`benchmarks.sequence_sets.train_period`). The pe
 deterministic and run once; ``ours`` runs once per seed.
 
 Every (series, detector, seed) result is cached as JSON under ``--workdir`` (the key includes the
-detector's constructor parameters, so a changed library default recomputes ``ours``;
+detector's constructor parameters, so a changed library default recomputes ``ours``, and a row
+whose series data differ (``Series.fingerprint``) is recomputed;
 ``--refresh`` recomputes anyway). ``--write`` writes ``benchmarks/results/suite_sequence.json`` and
 the section between the ``sequence-suite`` markers of BENCHMARKS.md, from the results asked for.
 """
@@ -183,6 +184,7 @@ def run_one(series: Series, detector: str, seed: int | None, epochs: int | None)
         "detector": detector_key(detector, epochs),
         "seed": seed,
         "period_found": found,
+        "data_sha": series.fingerprint,
         **row,
     }
 
@@ -335,9 +337,8 @@ def main() -> None:
     started = time.perf_counter()
     for series_name, detector, seed in jobs:
         path = cache_path(args.workdir, series_name, detector, seed, tag)
-        if path.is_file() and not args.refresh:
-            row = json.loads(path.read_text())
-        else:
+        row = json.loads(path.read_text()) if path.is_file() and not args.refresh else None
+        if row is None or row.get("data_sha") != loaded[series_name].fingerprint:
             row = run_one(loaded[series_name], detector, seed, args.epochs)
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(row, indent=1, default=float))

@@ -201,6 +201,11 @@ def run_one(data: SetData, det: str, seed: int) -> dict:
 def run(sets, dets, seeds, workdir: Path, refresh: bool) -> list[dict]:
     results = []
     started = time.perf_counter()
+    # other work may edit the tree during a run: each result records what the library was
+    provenance = {
+        "git_head": _git("rev-parse", "HEAD"),
+        "anomaly_models_dirty": bool(_git("status", "--porcelain", "anomaly_models")),
+    }
     for name in sets:
         data = SetData(name)
         for seed in seeds:
@@ -210,7 +215,7 @@ def run(sets, dets, seeds, workdir: Path, refresh: bool) -> list[dict]:
                     results.append(json.loads(path.read_text()))
                     continue
                 t0 = time.perf_counter()
-                res = run_one(data, det, seed)
+                res = run_one(data, det, seed) | provenance
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_text(json.dumps(res, indent=1))
                 results.append(res)
@@ -326,15 +331,17 @@ def versions() -> dict:
     return out
 
 
-def write_json(path: Path, summ: dict, infos: dict, dets, seeds, wall_s: float | None) -> None:
+def write_json(
+    path: Path, summ: dict, infos: dict, dets, seeds, wall_s: float | None, results: list[dict]
+) -> None:
     per = {f"{n}|{d}": v for (n, d), v in summ["per"].items()}
     doc = {
         "protocol": "shared/BENCHMARK.md tabular: stratified 60/20/20, fit on normal train rows, "
         "F1 at the 0.99 quantile of validation normals; means over seeds",
         "seeds": list(seeds),
         "detectors": {d: DETECTORS[d] for d in dets},
-        "git_head": _git("rev-parse", "HEAD"),
-        "anomaly_models_dirty": bool(_git("status", "--porcelain", "anomaly_models")),
+        "git_head_at_write": _git("rev-parse", "HEAD"),
+        "git_heads_of_results": sorted({r.get("git_head", "unrecorded") for r in results}),
         "versions": versions(),
         "wall_s_computed_this_run": wall_s,
         "sets": infos,
@@ -360,7 +367,7 @@ def markdown(summ: dict, infos: dict, dets, seeds) -> str:
     )
     L.append(
         "| detector | mean PR-AUC: all / tuning / holdout | mean rank: all / tuning / holdout "
-        "| real / synthetic PR-AUC | mean ROC-AUC | mean F1 | wins | mean fit time |"
+        "| real / synthetic: PR-AUC (rank) | mean ROC-AUC | mean F1 | wins | mean fit time |"
     )
     L.append("|---|---|---|---|---|---|---|---|")
 
@@ -373,7 +380,8 @@ def markdown(summ: dict, infos: dict, dets, seeds) -> str:
         L.append(
             f"| {DETECTORS[d]} | {f(a['mean_pr_auc'])} / {f(t['mean_pr_auc'])} / {f(h['mean_pr_auc'])} "
             f"| {f(a['mean_rank'], 2)} / {f(t['mean_rank'], 2)} / {f(h['mean_rank'], 2)} "
-            f"| {f(r['mean_pr_auc'])} / {f(s['mean_pr_auc'])} | {f(a['mean_roc_auc'])} "
+            f"| {f(r['mean_pr_auc'])} ({f(r['mean_rank'], 2)}) / {f(s['mean_pr_auc'])} "
+            f"({f(s['mean_rank'], 2)}) | {f(a['mean_roc_auc'])} "
             f"| {f(a['mean_f1'])} | {a['wins']} | {f(a['mean_fit_s'], 2)} s |"
         )
     L.append("")
@@ -515,7 +523,7 @@ def main(argv=None) -> int:
     print(text)
     print(f"\nwall time of this run: {wall:.0f} s (cached results not recomputed)")
     if args.write:
-        write_json(args.json, summ, infos, dets, args.seeds, wall)
+        write_json(args.json, summ, infos, dets, args.seeds, wall, results)
         replace_section(ROOT / "BENCHMARKS.md", "tabular-suite", text)
         print(
             f"wrote {args.json.relative_to(ROOT) if args.json.is_relative_to(ROOT) else args.json} "

