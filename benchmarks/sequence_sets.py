@@ -42,12 +42,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from anomaly_models.sequences import dominant_period as library_dominant_period
+
 #: the UCR rule: the arg-max point lies within this many points of a labelled anomaly
 UCR_MARGIN = 100
 #: peers' window when the TRAIN part has no dominant period (see :func:`train_period`)
 FALLBACK_PERIOD = 32
 MIN_PERIOD, MAX_PERIOD = 8, 400
-MIN_PERIOD_CORRELATION = 0.2
 
 
 @dataclass(frozen=True)
@@ -97,45 +98,26 @@ def hit_zone(series: Series) -> np.ndarray:
 # -------------------------------------------------------------------------------------- period
 
 
-def _autocorrelation(values: np.ndarray) -> np.ndarray:
-    """Mean over channels of the biased autocorrelation at lags 0 .. n-1 of the linearly
-    detrended, centred channels (FFT); constant channels are left out."""
-    n = len(values)
-    t = np.arange(n)
-    detrended = np.empty_like(values)
+def _detrended(values: np.ndarray) -> np.ndarray:
+    """Each channel of a ``(n, channels)`` series minus its least-squares line."""
+    t = np.arange(len(values))
+    out = np.empty_like(values)
     for c in range(values.shape[1]):
         slope, intercept = np.polyfit(t, values[:, c], 1)
-        detrended[:, c] = values[:, c] - (slope * t + intercept)
-    spectrum = np.fft.rfft(detrended, n=2 * n, axis=0)
-    acov = np.fft.irfft(np.abs(spectrum) ** 2, n=2 * n, axis=0)[:n]
-    usable = acov[0] > 0
-    if not usable.any():
-        return np.zeros(n)
-    return (acov[:, usable] / acov[0, usable]).mean(axis=1)
+        out[:, c] = values[:, c] - (slope * t + intercept)
+    return out
 
 
 def dominant_period(values: np.ndarray) -> int | None:
-    """Dominant period in points of a ``(n,)`` / ``(n, channels)`` series, or None.
-
-    The autocorrelation of the linearly detrended series (mean over channels) is searched,
-    after its first drop below zero, for its highest value at lags :data:`MIN_PERIOD` ..
-    ``min(MAX_PERIOD, n // 3)`` (at least three cycles in the series); that lag is the period
-    when the autocorrelation there is at least :data:`MIN_PERIOD_CORRELATION`.
-    """
+    """Dominant period in points of a ``(n,)`` / ``(n, channels)`` series, or None: the
+    library's :func:`anomaly_models.sequences.dominant_period` (autocorrelation, searched after
+    its first drop below zero) of the linearly detrended series, at lags :data:`MIN_PERIOD` ..
+    ``min(MAX_PERIOD, n // 3)`` (at least three cycles in the series)."""
     array = np.asarray(values, dtype=np.float64)
     array = array[:, None] if array.ndim == 1 else array
-    high = min(MAX_PERIOD, len(array) // 3)
-    if high < MIN_PERIOD:
-        return None
-    acf = _autocorrelation(array)
-    below = np.flatnonzero(acf[1:] < 0)
-    if below.size == 0:
-        return None
-    start = max(int(below[0]) + 1, MIN_PERIOD)
-    if start > high:
-        return None
-    lag = start + int(np.argmax(acf[start : high + 1]))
-    return lag if acf[lag] >= MIN_PERIOD_CORRELATION else None
+    return library_dominant_period(
+        _detrended(array), min_period=MIN_PERIOD, max_period=min(MAX_PERIOD, len(array) // 3)
+    )
 
 
 def train_period(series: Series) -> tuple[int, bool]:
