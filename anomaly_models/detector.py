@@ -45,6 +45,7 @@ from anomaly_models.detector_params import (
     RESOLVED_PARAMS,
     check_detector_params,
     check_window,
+    resolve_schedule,
     resolve_smoothing,
     resolve_window,
 )
@@ -86,16 +87,24 @@ class AnomalyDetector(BaseEstimator):
     multichannel series, built on Keras 3.
 
     Args:
-        kind: ``"autoencoder"`` (the seed ``Autoencoder``; contributions are the squared
-            reconstruction errors), ``"feature"`` (``NumericalAnomalyDetection``: reconstruction
+        kind: ``"ensemble"`` (default: the ``"autoencoder"`` network's reconstruction error,
+            the distance to the ``n_neighbors`` nearest of ``reference_rows`` sampled training
+            rows and each feature's empirical tail rarity, combined by ``log1p``-weighted sum:
+            see :class:`~anomaly_models.models.FeatureScoreNetwork`), ``"autoencoder"`` (the
+            seed ``Autoencoder``; contributions are the squared reconstruction errors),
+            ``"feature"`` (``NumericalAnomalyDetection``: reconstruction
             plus distance from a learned per-feature Gaussian), or ``"lstm_autoencoder"`` (an
             ordered series; see *Sequence kind* below).
         hidden_dims: Encoder widths, the last one is the bottleneck. For ``"autoencoder"`` the
             first entry is ``encoding_dim`` and the last ``intermediate_dim``. Ignored by
             ``"lstm_autoencoder"``.
-        epochs: Maximum number of training epochs (early stopping may end sooner); default 30.
-        batch_size: Training batch size (rows, or windows for the sequence kind); default 1024
-            for the tabular kinds, 32 for ``"lstm_autoencoder"``.
+        epochs: Maximum number of training epochs (early stopping may end sooner); default:
+            the tabular kinds enough for 1,500 gradient steps within [30, 200] epochs, 30 for
+            ``"lstm_autoencoder"``.
+        batch_size: Training batch size (rows, or windows for the sequence kind); default for
+            the tabular kinds about rows / 32, a power of two in [32, 1024]
+            (:func:`anomaly_models.detector_params.table_schedule`: 300 rows -> 32 rows x 167
+            epochs, 30,000 -> 1024 x 56); 32 for ``"lstm_autoencoder"``.
         learning_rate: Adam learning rate; default 3e-3 for the tabular kinds, 2e-3 for
             ``"lstm_autoencoder"``.
         validation_fraction: Fraction of the fitted rows (windows for the sequence kind) held out
@@ -123,6 +132,10 @@ class AnomalyDetector(BaseEstimator):
             default ``window // 4``, the benchmark's choice.
         lstm_units: (sequence kind) Units of the encoder and decoder LSTMs.
         latent_dim: (sequence kind) Width of the bottleneck.
+        n_neighbors: (``"ensemble"``) Nearest reference rows averaged by the distance part.
+        reference_rows: (``"ensemble"``) At most this many training rows (a seeded sample) are
+            kept, preprocessed, inside the model as the reference of the distance and tail
+            parts; scoring work per row grows with it. Note that the saved file holds them.
 
     Sequence kind (``kind="lstm_autoencoder"``):
         ``X`` is one ordered series: a DataFrame (rows = time points in order, columns =
@@ -172,7 +185,7 @@ class AnomalyDetector(BaseEstimator):
 
     def __init__(
         self,
-        kind: str = "autoencoder",
+        kind: str = "ensemble",
         hidden_dims: Sequence[int] = (64, 32, 16),
         epochs: int | None = None,
         batch_size: int | None = None,
@@ -191,6 +204,8 @@ class AnomalyDetector(BaseEstimator):
         smoothing: int | None = None,
         lstm_units: int = 32,
         latent_dim: int = 16,
+        n_neighbors: int = 5,
+        reference_rows: int = 4096,
     ) -> None:
         # stored as given (scikit-learn's rule): checks and defaults wait for fit
         self.kind = kind
@@ -212,6 +227,8 @@ class AnomalyDetector(BaseEstimator):
         self.smoothing = smoothing
         self.lstm_units = lstm_units
         self.latent_dim = latent_dim
+        self.n_neighbors = n_neighbors
+        self.reference_rows = reference_rows
 
     # ------------------------------------------------------------------ parameters and state
     def resolve_params(self) -> dict[str, Any]:
@@ -305,6 +322,7 @@ class AnomalyDetector(BaseEstimator):
             fitted = fit_series_network(frame, params, preprocessing_model)
         else:
             frame = as_table(X)
+            params = resolve_schedule(params, len(frame))
             fitted = fit_table_network(frame, params, preprocessing_model)
         return self._set_fitted(fitted, frame, params, started)
 

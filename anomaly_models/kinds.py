@@ -43,18 +43,21 @@ class TrainingDefaults:
     """Values of the training arguments that ``AnomalyDetector`` leaves as ``None``.
 
     Attributes:
-        epochs: maximum number of training epochs.
-        batch_size: rows (tabular kinds) or windows (sequence kinds) per gradient step.
+        epochs: maximum number of training epochs; None = from the training rows at ``fit``
+            (:func:`anomaly_models.detector_params.table_schedule`).
+        batch_size: rows (tabular kinds) or windows (sequence kinds) per gradient step; None =
+            from the training rows at ``fit``, like ``epochs``.
         learning_rate: Adam learning rate.
     """
 
-    epochs: int
-    batch_size: int
+    epochs: int | None
+    batch_size: int | None
     learning_rate: float
 
 
-#: Tabular kinds: large batches of independent rows.
-TABULAR_DEFAULTS = TrainingDefaults(epochs=30, batch_size=1024, learning_rate=3e-3)
+#: Tabular kinds: the schedule follows the number of training rows (``table_schedule``), since a
+#: fixed batch of 1,024 rows for 30 epochs is 30 gradient steps in all on 1,000 rows.
+TABULAR_DEFAULTS = TrainingDefaults(epochs=None, batch_size=None, learning_rate=3e-3)
 #: Sequence kinds: batch 32 and Adam 2e-3 as in benchmarks/ucr_sequence.py; with them, 30 epochs
 #: and the default window / scaling, the LSTM kind scored UCR series 135 at point ROC-AUC 0.9996,
 #: PR-AUC 0.74, arg-max 4196 (seed 0).
@@ -73,6 +76,9 @@ class DetectorKind:
         parameters: constructor arguments only this kind uses (the other kinds ignore them).
         builder: builds the kind's (unfitted, unbuilt) network, see :data:`NetworkBuilder`.
         summary: one line for documentation and error messages.
+        reference_scorers: True when, after training, the network gets the neighbour-distance
+            and tail-rarity parts on a reference sample of the training rows
+            (:func:`anomaly_models.training.with_reference_scorers`).
     """
 
     name: str
@@ -81,6 +87,7 @@ class DetectorKind:
     parameters: tuple[str, ...]
     builder: NetworkBuilder
     summary: str
+    reference_scorers: bool = False
 
     def build_network(
         self,
@@ -164,6 +171,16 @@ def _build_lstm_autoencoder(
 DETECTOR_KINDS: dict[str, DetectorKind] = {
     kind.name: kind
     for kind in (
+        DetectorKind(
+            name="ensemble",
+            is_sequence=False,
+            defaults=TABULAR_DEFAULTS,
+            parameters=("hidden_dims", "n_neighbors", "reference_rows"),
+            builder=_build_autoencoder,
+            summary="table rows; mean of autoencoder reconstruction, k-nearest-neighbour "
+            "distance and per-feature tail rarity",
+            reference_scorers=True,
+        ),
         DetectorKind(
             name="autoencoder",
             is_sequence=False,

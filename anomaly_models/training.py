@@ -20,7 +20,13 @@ import numpy as np
 import pandas as pd
 
 from anomaly_models.kinds import get_kind
-from anomaly_models.models.feature_score_network import FeatureScoreNetwork
+from anomaly_models.layers.neighbour_distance import NeighbourDistance
+from anomaly_models.layers.tail_rarity import TailRarity
+from anomaly_models.models.feature_score_network import (
+    PART_WEIGHTS,
+    FeatureScoreNetwork,
+    combine_parts,
+)
 from anomaly_models.preprocessing import (
     apply_in_batches,
     build_preprocessing_model,
@@ -43,6 +49,7 @@ __all__ = [
     "raw_feature_scores",
     "score_quantiles",
     "train_network",
+    "with_reference_scorers",
 ]
 
 #: Quantiles of the training scores kept as ``training_score_quantiles_`` (a quick summary of
@@ -202,8 +209,99 @@ def fit_table_network(
     scale = np.maximum(raw.mean(axis=0), 1e-12).astype("float32")
     network.feature_scale.assign(scale)
     # the network's output is raw / (scale * d): no second pass over the training rows
-    scores = (raw / (scale.astype("float64") * raw.shape[1])).sum(axis=1)
+    contributions = raw / (scale.astype("float64") * raw.shape[1])
+    if get_kind(params["kind"]).reference_scorers:
+        network, contributions = with_reference_scorers(
+            network, frame, contributions, holdout_rows, train_rows, params
+        )
+    scores = contributions.sum(axis=1)
     return FittedNetwork(network, history, _store_training_scores(network, scores))
+
+
+def with_reference_scorers(
+    network: FeatureScoreNetwork,
+    frame: pd.DataFrame,
+    core_contributions: np.ndarray,
+    holdout_rows: np.ndarray,
+    train_rows: np.ndarray,
+    params: Mapping[str, Any],
+) -> tuple[FeatureScoreNetwork, np.ndarray]:
+    """The trained ``network`` (its preprocessing and core, shared) with the neighbour-distance
+    and tail-rarity parts added, and the contributions of ``frame``'s rows under it.
+
+    The reference is ``min(reference_rows, len(train_rows))`` of the training rows (a seeded
+    sample), preprocessed. Each part is scaled by its mean row sum on the held-out rows, which
+    are not in the reference; with no held-out rows, on the training rows with each reference
+    row's own entry left out (``exclude_nearest``), so the scale is not shrunk by the zero
+    distance of a row to itself. A reference row's training score leaves itself out too.
+
+    Args:
+        network: trained, ``feature_scale`` set.
+        frame: the ``(n, d)`` rows given to ``fit``; ``holdout_rows`` / ``train_rows`` split
+            its positions.
+        core_contributions: ``(n, d)`` float64, the core's scaled contributions of ``frame``.
+        params: checked detector parameters (``reference_rows``, ``n_neighbors``, ``seed``).
+
+    Returns:
+        The new network, and ``(n, d)`` float64 contributions (rows sum to the training scores).
+    """
+    rng = np.random.default_rng(params["seed"])
+    m = min(params["reference_rows"], len(train_rows))
+    reference_rows = np.sort(rng.choice(train_rows, size=m, replace=False))
+    features = apply_in_batches(network.features, frame_to_inputs(frame, network.preprocessing_model))
+    d = features.shape[1]
+    neighbours = NeighbourDistance(m, d, k=min(params["n_neighbors"], m - 1), name="neighbour_distance")
+    tail = TailRarity(m, d, name="tail_rarity")
+    neighbours.set_reference(features[reference_rows])
+    tail.set_reference(features[reference_rows])
+    combined = FeatureScoreNetwork(
+        network.preprocessing_model,
+        network.core,
+        num_features=network.num_features,
+        num_training_scores=network.num_training_scores,
+        neighbour_distance=neighbours,
+        tail_rarity=tail,
+        name=network.name,
+    )
+    combined.feature_scale.assign(network.feature_scale)
+
+    in_reference = np.zeros(len(frame), dtype=bool)
+    in_reference[reference_rows] = True
+    parts = []
+    for exclude_nearest in (False, True):
+        rows = np.flatnonzero(in_reference == exclude_nearest)
+        parts.append((rows, _reference_parts(combined, features[rows], exclude_nearest)))
+    neighbour_part = np.zeros((len(frame), d))
+    tail_part = np.zeros((len(frame), d))
+    for rows, (neighbour, tail_values) in parts:
+        neighbour_part[rows], tail_part[rows] = neighbour, tail_values
+    scale_rows = holdout_rows if len(holdout_rows) else np.arange(len(frame))
+    neighbour_scale = max(float(neighbour_part[scale_rows].sum(axis=1).mean()), 1e-12)
+    tail_scale = max(float(tail_part[scale_rows].sum(axis=1).mean()), 1e-12)
+    combined.neighbour_scale.assign(neighbour_scale)
+    combined.tail_scale.assign(tail_scale)
+    # the network's output, computed from the parts already at hand
+    contributions = keras.ops.convert_to_numpy(
+        combine_parts(
+            (core_contributions, neighbour_part / neighbour_scale, tail_part / tail_scale),
+            PART_WEIGHTS,
+        )
+    )
+    return combined, np.asarray(contributions, dtype="float64")
+
+
+def _reference_parts(
+    network: FeatureScoreNetwork, features: np.ndarray, exclude_nearest: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """``network.reference_parts`` of ``(n, d)`` features, in slices, as float64 arrays."""
+    neighbour = np.zeros(features.shape)
+    tail = np.zeros(features.shape)
+    step = network.neighbour_distance.max_batch_rows
+    for start in range(0, len(features), step):
+        part = network.reference_parts(features[start : start + step], exclude_nearest)
+        neighbour[start : start + step] = keras.ops.convert_to_numpy(part[0])
+        tail[start : start + step] = keras.ops.convert_to_numpy(part[1])
+    return neighbour, tail
 
 
 def fit_series_network(

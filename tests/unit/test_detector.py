@@ -52,8 +52,9 @@ def test_fit_sets_fitted_attributes(trained):
     assert len(fitted.history_["loss"]) >= 1 and "val_loss" in fitted.history_
     assert fitted.training_scores_.shape == (1500,) and fitted.fit_seconds_ > 0
     assert fitted.threshold_ is None
-    # contributions are scaled so a typical training row scores about 1
-    assert np.mean(fitted.training_scores_) == pytest.approx(1.0, rel=0.05)
+    # each part is scaled to 1 on normal rows and log1p-combined: a typical row scores about 1
+    # (a little less: the mean of log1p is below log1p of the mean)
+    assert 0.85 <= np.mean(fitted.training_scores_) <= 1.0
 
 
 def test_score_shapes_and_contributions_sum_to_the_score(calibrated):
