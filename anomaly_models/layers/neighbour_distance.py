@@ -49,7 +49,9 @@ class NeighbourDistance(keras.layers.Layer):
                 f"`k` must be smaller than num_reference={self.num_reference}, received k={k!r}"
             )
         self.reference = self.add_weight(
-            shape=(self.num_reference, self.num_features), initializer="zeros", trainable=False,
+            shape=(self.num_reference, self.num_features),
+            initializer="zeros",
+            trainable=False,
             name="reference",
         )
 

@@ -38,7 +38,9 @@ class TailRarity(keras.layers.Layer):
         self.num_reference = check_positive_int("num_reference", num_reference)
         self.num_features = check_positive_int("num_features", num_features)
         self.sorted_reference = self.add_weight(
-            shape=(self.num_reference, self.num_features), initializer="zeros", trainable=False,
+            shape=(self.num_reference, self.num_features),
+            initializer="zeros",
+            trainable=False,
             name="sorted_reference",
         )
 

@@ -15,7 +15,6 @@ from anomaly_models.layers.tail_rarity import TailRarity
 from anomaly_models.models.autoencoder import Autoencoder
 from anomaly_models.models.score_weights import training_scores_weight
 
-
 #: Weights of the (core, neighbour, tail) parts in :func:`combine_parts`, chosen on the tuning
 #: half of the tabular suite (benchmarks/suite.py): the tail part twice, summing to 1.
 PART_WEIGHTS = (0.25, 0.25, 0.5)
@@ -34,7 +33,7 @@ def combine_parts(parts: tuple[Any, ...], weights: tuple[float, ...]) -> Any:
     where ``S_c`` is 0), so rows sum to the score.
     """
     total = None
-    for part, weight in zip(parts, weights):
+    for part, weight in zip(parts, weights, strict=True):
         row_sum = ops.sum(part, axis=1, keepdims=True)
         safe = ops.maximum(row_sum, 1e-12)
         ratio = ops.where(row_sum > 1e-12, ops.log1p(safe) / safe, ops.ones_like(safe))
