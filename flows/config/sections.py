@@ -168,7 +168,7 @@ class ValidateParams(_Section):
 
 
 class ModelParams(_Section):
-    kind: Literal[KINDS] = "autoencoder"  # type: ignore[valid-type]
+    kind: Literal[KINDS] = "ensemble"  # type: ignore[valid-type]
     hidden_dims: Annotated[list[PositiveInt], Field(min_length=1)] = Field(
         default_factory=lambda: [64, 32, 16]
     )
@@ -182,6 +182,8 @@ class ModelParams(_Section):
     smoothing: NonNegativeInt | None = None
     lstm_units: PositiveInt = 32
     latent_dim: PositiveInt = 16
+    n_neighbors: PositiveInt = 5
+    reference_rows: Annotated[int, Field(ge=2, strict=True)] = 4096
 
     @model_validator(mode="after")
     def _some_weight(self) -> ModelParams:
@@ -201,8 +203,8 @@ class ModelParams(_Section):
 
 
 class TrainParams(_Section):
-    epochs: PositiveInt = 30
-    batch_size: PositiveInt = 1024
+    epochs: PositiveInt | None = None  # None: the library's rule of the training rows
+    batch_size: PositiveInt | None = None
     learning_rate: Annotated[float, Field(gt=0, le=10, strict=True)] = 0.003
     seed: NonNegativeInt = 0
     validation_fraction: Annotated[float, Field(ge=0, le=0.5, strict=True)] = 0.1

@@ -48,6 +48,8 @@ def detector_from_params(params: Params) -> Any:
         "distribution_weight": m.distribution_weight,
         "scaling": m.scaling,
         "tail_compression": m.tail_compression,
+        "n_neighbors": m.n_neighbors,
+        "reference_rows": m.reference_rows,
     }
     if m.is_sequence:
         kwargs.update(

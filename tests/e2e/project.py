@@ -78,7 +78,7 @@ def make_project(root: Path, data: pd.DataFrame | None = None) -> Path:
         shutil.copy(REPO / name, root / name)
     text = (root / "params.yaml").read_text()
     text = text.replace("source: builtin:shuttle", "source: data/raw/sensors.csv")
-    text = text.replace("epochs: 30", "epochs: 3").replace("batch_size: 1024", "batch_size: 64")
+    text = text.replace("epochs: null", "epochs: 3").replace("batch_size: null", "batch_size: 64")
     text = text.replace("hidden_dims: [64, 32, 16]", "hidden_dims: [8, 4, 2]")
     (root / "params.yaml").write_text(text)
     (root / "data" / "raw").mkdir(parents=True, exist_ok=True)

@@ -48,9 +48,10 @@ def test_shipped_params_hold_the_contract_keys() -> None:
     assert p.split.train_fraction == pytest.approx(0.6)
     assert (p.validate.range_margin, p.validate.max_null_fraction) == (0.1, 0.0)
     assert p.validate.expectations == []
-    assert p.model.kind == "autoencoder" and p.model.hidden_dims == [64, 32, 16]
-    t = p.train
-    assert (t.epochs, t.batch_size, t.learning_rate, t.seed) == (30, 1024, 0.003, 0)
+    assert p.model.kind == "ensemble" and p.model.hidden_dims == [64, 32, 16]
+    assert (p.model.n_neighbors, p.model.reference_rows) == (5, 4096)
+    t = p.train  # epochs and batch size: null, the library's rule of the training rows
+    assert (t.epochs, t.batch_size, t.learning_rate, t.seed) == (None, None, 0.003, 0)
     assert (t.validation_fraction, t.patience) == (0.1, 5)
     th = p.threshold
     assert (th.method, th.quantile.q, th.mean_std.k, th.iqr.k) == ("quantile", 0.99, 3.0, 1.5)
@@ -71,7 +72,7 @@ def test_shipped_params_hold_the_contract_keys() -> None:
     assert (p.report.reports_dir, p.report.trend_days) == ("data/reports", 14)
     sc = p.schedules
     assert (sc.scoring_interval_minutes, sc.report_cron, sc.retrain_cron) == (15, "0 2 * * *", None)
-    assert p.flat()["train.epochs"] == 30 and p.flat()["validate.expectations"] == []
+    assert p.flat()["train.epochs"] is None and p.flat()["validate.expectations"] == []
 
 
 def test_default_path_is_params_yaml_in_the_project_root(tmp_path, monkeypatch) -> None:
@@ -88,7 +89,7 @@ def test_default_path_is_params_yaml_in_the_project_root(tmp_path, monkeypatch) 
 def test_a_partial_file_takes_defaults_for_the_rest(tmp_path) -> None:
     p = load_params(write(tmp_path, "data:\n  source: x.csv\n  label_column: null\n"))
     assert p.data.source == "x.csv" and p.data.label_column is None
-    assert p.train.epochs == 30
+    assert p.train.epochs is None and p.model.kind == "ensemble"
     assert load_params(write(tmp_path, "")).to_dict() == Params().to_dict()
 
 
@@ -187,7 +188,7 @@ def test_top_level_must_be_a_mapping(tmp_path) -> None:
         ),
         ("split:\n  test_fraction: 1.2\n", r"split.test_fraction: Input should be less than 1"),
         ("split:\n  test_fraction: 0\n", r"split.test_fraction: Input should be greater than 0"),
-        ("model:\n  kind: forest\n", r"model.kind: Input should be 'autoencoder', 'feature' or"),
+        ("model:\n  kind: forest\n", r"model.kind: Input should be 'ensemble', 'autoencoder', 'feature' or"),
         ("model:\n  hidden_dims: []\n", r"model.hidden_dims: List should have at least 1 item"),
         (
             "model:\n  hidden_dims: [8, 0]\n",
