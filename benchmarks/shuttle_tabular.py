@@ -84,7 +84,7 @@ def runners() -> dict[str, Runner]:
     from sklearn.neighbors import LocalOutlierFactor
 
     table: dict[str, Runner] = {
-        "AnomalyDetector(kind='autoencoder') [default]": ours(kind="autoencoder"),
+        "AnomalyDetector(kind='autoencoder') [default until 2026-12-03]": ours(kind="autoencoder"),
         "AnomalyDetector(kind='feature')": ours(kind="feature"),
         "IsolationForest (defaults)": sklearn_peer(lambda s: IsolationForest(random_state=s)),
         "LOF (novelty=True, defaults)": sklearn_peer(lambda s: LocalOutlierFactor(novelty=True)),
