@@ -81,6 +81,6 @@ def test_prepare_example_errors_name_the_problem(tiny_model, frame, match):
 
 def test_model_metadata_of_a_tabular_detector(tiny_model):
     assert model_metadata(tiny_model.detector, "ts") == {
-        "anomaly_kind": "autoencoder",
+        "anomaly_kind": "ensemble",
         "context_rows": 0,
     }

@@ -87,7 +87,7 @@ def test_first_version_is_champion_and_pyfunc_scores_like_the_detector(
     assert [c.type.name for c in model_info.signature.inputs] == ["double"] * 3
     assert "anomaly_score" in model_info.signature.outputs.input_names()
     assert model_info.saved_input_example_info is not None
-    assert model_info.metadata == {"anomaly_kind": "autoencoder", "context_rows": 0}
+    assert model_info.metadata == {"anomaly_kind": "ensemble", "context_rows": 0}
     local = Path(mlflow.artifacts.download_artifacts("models:/tiny-detector/1"))
     example = Model.load(local).load_input_example(str(local))
     assert_frame_equal(example, tiny_model.validation.head(5).astype("float64"), check_exact=True)
