@@ -176,25 +176,34 @@ def frame_to_inputs(df: pd.DataFrame, model: keras.Model) -> dict[str, np.ndarra
 PREDICT_BATCH = 8192
 
 
-def apply_in_batches(
-    function: Any, inputs: dict[str, np.ndarray], batch_rows: int = PREDICT_BATCH
-) -> np.ndarray:
-    """``function(inputs)`` computed ``batch_rows`` rows at a time, as one NumPy array.
+def apply_in_batches(function: Any, inputs: Any, batch_rows: int = PREDICT_BATCH) -> Any:
+    """``function(inputs)`` computed ``batch_rows`` rows at a time, as NumPy.
 
     Args:
-        function: a Keras callable on the dict of ``(batch, 1)`` columns (e.g. a preprocessing
-            model, or ``FeatureScoreNetwork.per_feature_scores``).
-        inputs: the dict of columns, each ``(n, 1)`` (see :func:`frame_to_inputs`).
+        function: a Keras callable on a slice of ``inputs`` (e.g. a preprocessing model on the
+            dict of columns, or ``FeatureScoreNetwork.reference_parts`` on features); it returns
+            one tensor or a tuple of tensors.
+        inputs: the dict of columns, each ``(n, 1)`` (see :func:`frame_to_inputs`), or one
+            ``(n, ...)`` array.
         batch_rows: rows per call.
 
     Returns:
-        The outputs of the calls, concatenated along the first axis: ``(n, ...)``.
+        The outputs of the calls, concatenated along the first axis: ``(n, ...)``, or a tuple
+        of such arrays when ``function`` returns a tuple.
     """
-    n = len(next(iter(inputs.values())))
+    is_dict = isinstance(inputs, dict)
+    n = len(next(iter(inputs.values()))) if is_dict else len(inputs)
     parts = []
     for start in range(0, n, batch_rows):
-        batch = {k: v[start : start + batch_rows] for k, v in inputs.items()}
-        parts.append(keras.ops.convert_to_numpy(function(batch)))
+        stop = start + batch_rows
+        batch = {k: v[start:stop] for k, v in inputs.items()} if is_dict else inputs[start:stop]
+        output = function(batch)
+        if isinstance(output, tuple):
+            parts.append(tuple(keras.ops.convert_to_numpy(o) for o in output))
+        else:
+            parts.append(keras.ops.convert_to_numpy(output))
+    if parts and isinstance(parts[0], tuple):
+        return tuple(np.concatenate(column) for column in zip(*parts, strict=True))
     return np.concatenate(parts)
 
 

@@ -24,6 +24,7 @@ from anomaly_models.layers.neighbour_distance import NeighbourDistance
 from anomaly_models.layers.tail_rarity import TailRarity
 from anomaly_models.models.feature_score_network import (
     PART_WEIGHTS,
+    CoreTrainer,
     FeatureScoreNetwork,
     combine_parts,
 )
@@ -55,6 +56,9 @@ __all__ = [
 #: Quantiles of the training scores kept as ``training_score_quantiles_`` (a quick summary of
 #: what normal scores look like, e.g. for choosing or checking a threshold).
 TRAINING_SCORE_QUANTILES = (0.5, 0.9, 0.99, 0.999)
+#: Gradient steps per call of the compiled training function: the same steps, with less
+#: Python and ``tf.function`` overhead per step (which dominates for networks this small).
+STEPS_PER_EXECUTION = 32
 
 
 def holdout_split(
@@ -195,13 +199,20 @@ def fit_table_network(
     d = int(preprocessing.output.shape[-1])
     network = get_kind(params["kind"]).build_network(params, preprocessing, d, len(frame))
     network(frame_to_inputs(train.iloc[:2], preprocessing))  # build every weight
-    network.compile(optimizer=keras.optimizers.Adam(params["learning_rate"]), loss=None)
+    # The preprocessing is fixed from here on: the core trains on its output, computed once.
+    features = apply_in_batches(network.features, frame_to_inputs(frame, preprocessing))
+    trainer = CoreTrainer(network.core)
+    trainer.compile(
+        optimizer=keras.optimizers.Adam(params["learning_rate"]),
+        loss=None,
+        steps_per_execution=STEPS_PER_EXECUTION,
+    )
     history = _train(
-        network,
+        trainer,
         params,
-        frame_to_inputs(train, preprocessing),
+        features[train_rows],
         None,
-        (frame_to_inputs(holdout, preprocessing),) if len(holdout_rows) else None,
+        (features[holdout_rows],) if len(holdout_rows) else None,
     )
     # Each feature's contribution is scaled by its mean score on the training rows, so a
     # feature that is hard to reconstruct everywhere does not drown the others.
@@ -212,7 +223,7 @@ def fit_table_network(
     contributions = raw / (scale.astype("float64") * raw.shape[1])
     if get_kind(params["kind"]).reference_scorers:
         network, contributions = with_reference_scorers(
-            network, frame, contributions, holdout_rows, train_rows, params
+            network, features, contributions, holdout_rows, train_rows, params
         )
     scores = contributions.sum(axis=1)
     return FittedNetwork(network, history, _store_training_scores(network, scores))
@@ -220,14 +231,14 @@ def fit_table_network(
 
 def with_reference_scorers(
     network: FeatureScoreNetwork,
-    frame: pd.DataFrame,
+    features: np.ndarray,
     core_contributions: np.ndarray,
     holdout_rows: np.ndarray,
     train_rows: np.ndarray,
     params: Mapping[str, Any],
 ) -> tuple[FeatureScoreNetwork, np.ndarray]:
     """The trained ``network`` (its preprocessing and core, shared) with the neighbour-distance
-    and tail-rarity parts added, and the contributions of ``frame``'s rows under it.
+    and tail-rarity parts added, and the contributions of the fitted rows under it.
 
     The reference is ``min(reference_rows, len(train_rows))`` of the training rows (a seeded
     sample), preprocessed. Each part is scaled by its mean row sum on the held-out rows, which
@@ -237,9 +248,9 @@ def with_reference_scorers(
 
     Args:
         network: trained, ``feature_scale`` set.
-        frame: the ``(n, d)`` rows given to ``fit``; ``holdout_rows`` / ``train_rows`` split
-            its positions.
-        core_contributions: ``(n, d)`` float64, the core's scaled contributions of ``frame``.
+        features: ``(n, d)`` the preprocessed rows given to ``fit`` (``network.features``);
+            ``holdout_rows`` / ``train_rows`` split their positions.
+        core_contributions: ``(n, d)`` float64, the core's scaled contributions of the rows.
         params: checked detector parameters (``reference_rows``, ``n_neighbors``, ``seed``).
 
     Returns:
@@ -248,8 +259,7 @@ def with_reference_scorers(
     rng = np.random.default_rng(params["seed"])
     m = min(params["reference_rows"], len(train_rows))
     reference_rows = np.sort(rng.choice(train_rows, size=m, replace=False))
-    features = apply_in_batches(network.features, frame_to_inputs(frame, network.preprocessing_model))
-    d = features.shape[1]
+    n, d = features.shape
     neighbours = NeighbourDistance(m, d, k=min(params["n_neighbors"], m - 1), name="neighbour_distance")
     tail = TailRarity(m, d, name="tail_rarity")
     neighbours.set_reference(features[reference_rows])
@@ -265,17 +275,20 @@ def with_reference_scorers(
     )
     combined.feature_scale.assign(network.feature_scale)
 
-    in_reference = np.zeros(len(frame), dtype=bool)
+    in_reference = np.zeros(n, dtype=bool)
     in_reference[reference_rows] = True
-    parts = []
+    neighbour_part = np.zeros((n, d))
+    tail_part = np.zeros((n, d))
     for exclude_nearest in (False, True):
         rows = np.flatnonzero(in_reference == exclude_nearest)
-        parts.append((rows, _reference_parts(combined, features[rows], exclude_nearest)))
-    neighbour_part = np.zeros((len(frame), d))
-    tail_part = np.zeros((len(frame), d))
-    for rows, (neighbour, tail_values) in parts:
-        neighbour_part[rows], tail_part[rows] = neighbour, tail_values
-    scale_rows = holdout_rows if len(holdout_rows) else np.arange(len(frame))
+        if not len(rows):  # every row is in the reference, or none is outside it
+            continue
+        neighbour_part[rows], tail_part[rows] = apply_in_batches(
+            lambda batch, exclude=exclude_nearest: combined.reference_parts(batch, exclude),
+            features[rows],
+            neighbours.max_batch_rows,
+        )
+    scale_rows = holdout_rows if len(holdout_rows) else np.arange(n)
     neighbour_scale = max(float(neighbour_part[scale_rows].sum(axis=1).mean()), 1e-12)
     tail_scale = max(float(tail_part[scale_rows].sum(axis=1).mean()), 1e-12)
     combined.neighbour_scale.assign(neighbour_scale)
@@ -288,20 +301,6 @@ def with_reference_scorers(
         )
     )
     return combined, np.asarray(contributions, dtype="float64")
-
-
-def _reference_parts(
-    network: FeatureScoreNetwork, features: np.ndarray, exclude_nearest: bool
-) -> tuple[np.ndarray, np.ndarray]:
-    """``network.reference_parts`` of ``(n, d)`` features, in slices, as float64 arrays."""
-    neighbour = np.zeros(features.shape)
-    tail = np.zeros(features.shape)
-    step = network.neighbour_distance.max_batch_rows
-    for start in range(0, len(features), step):
-        part = network.reference_parts(features[start : start + step], exclude_nearest)
-        neighbour[start : start + step] = keras.ops.convert_to_numpy(part[0])
-        tail[start : start + step] = keras.ops.convert_to_numpy(part[1])
-    return neighbour, tail
 
 
 def fit_series_network(

@@ -42,6 +42,39 @@ def combine_parts(parts: tuple[Any, ...], weights: tuple[float, ...]) -> Any:
     return total
 
 
+def core_scores(owner: keras.Layer, core: keras.Layer, features: Any, training: bool | None) -> Any:
+    """The unscaled ``(batch, d)`` per-feature scores of ``core`` on preprocessed ``features``.
+
+    For an :class:`Autoencoder` core they are the squared reconstruction errors, and in fit /
+    evaluate (``training`` not None) their mean is added to ``owner``'s losses; a
+    ``NumericalAnomalyDetection`` core adds its own loss.
+    """
+    if isinstance(core, Autoencoder):
+        errors = ops.square(features - core(features, training=training))
+        if training is not None:  # fit and evaluate: reconstruction MSE is the loss
+            owner.add_loss(ops.mean(errors))
+        return errors
+    return core(features, training=training)
+
+
+class CoreTrainer(keras.Model):
+    """The core of a :class:`FeatureScoreNetwork` on preprocessed ``(batch, d)`` features: the
+    model that ``fit`` trains.
+
+    The fitted preprocessing has no trainable weights, so training the core on its output,
+    computed once, minimises the same loss as training the whole network on raw columns, while a
+    gradient step no longer runs the per-column preprocessing graph (one input, normalisation and
+    imputation per column). Not saved: its only weights are the core's, shared with the network.
+    """
+
+    def __init__(self, core: keras.Layer, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.core = core
+
+    def call(self, features: Any, training: bool | None = None) -> Any:
+        return core_scores(self, self.core, features, training)
+
+
 @keras.saving.register_keras_serializable(package="anomaly_models")
 class FeatureScoreNetwork(keras.Model):
     """The network behind ``AnomalyDetector``: ``preprocessing -> core -> contributions``.
@@ -158,12 +191,7 @@ class FeatureScoreNetwork(keras.Model):
         return self._core_scores(self.features(inputs), training)
 
     def _core_scores(self, features: Any, training: bool | None) -> Any:
-        if isinstance(self.core, Autoencoder):
-            errors = ops.square(features - self.core(features, training=training))
-            if training is not None:  # fit and evaluate: reconstruction MSE is the loss
-                self.add_loss(ops.mean(errors))
-            return errors
-        return self.core(features, training=training)
+        return core_scores(self, self.core, features, training)
 
     def reference_parts(self, features: Any, exclude_nearest: bool = False) -> tuple[Any, Any]:
         """The unscaled ``(neighbour, tail)`` parts of preprocessed ``features``, each
