@@ -125,11 +125,15 @@ class AnomalyDetector(BaseEstimator):
         stride: (sequence kind) Step between the starts of the training windows, 1 <= stride <=
             window. Scoring always uses stride 1, so every point gets a score.
         point_aggregation: (sequence kind) How a point's squared reconstruction error (per
-            channel) is combined over the windows that cover it: ``"mean"`` (default, best on the
-            UCR benchmark) or ``"max"``.
+            channel) is combined over the windows that cover it: ``"mean"``, ``"max"``, or None
+            (default) = chosen at ``fit`` from the training series alone, with ``smoothing``
+            (:func:`anomaly_models.point_scoring_choice.choose_point_scoring`: the scoring that
+            best finds spikes, level shifts, variance changes and flat lines injected into a
+            copy of the training series). The value used is ``point_aggregation_``.
         smoothing: (sequence kind) Length in points of the centred moving average applied to the
             point scores (:func:`~anomaly_models.sequences.moving_average`); 0 or 1 = none;
-            default ``window // 4``, the benchmark's choice.
+            None (default) = chosen at ``fit`` among 0, window / 8, window / 4 and window / 2
+            the same way. The value used is ``smoothing_``.
         lstm_units: (sequence kind) Units of the encoder and decoder LSTMs.
         latent_dim: (sequence kind) Width of the bottleneck.
         n_neighbors: (``"ensemble"``) Nearest reference rows averaged by the distance part.
@@ -171,8 +175,9 @@ class AnomalyDetector(BaseEstimator):
             to the kind's defaults (:data:`anomaly_models.kinds.DETECTOR_KINDS`).
         window_: the window used (the sequence kinds; ``window`` or the one chosen from the
             series; None for the tabular kinds).
-        smoothing_: the smoothing length in points used by scoring (``window_ // 4`` when
-            ``smoothing`` is None; used by the sequence kinds only).
+        point_aggregation_ / smoothing_: the point aggregation and smoothing length used by
+            scoring (``point_aggregation`` / ``smoothing``, or the ones chosen at ``fit`` when
+            None; used by the sequence kinds only).
         threshold_ / threshold_record_: set by ``calibrate`` (None until then).
 
     Parameters follow scikit-learn's rules: ``__init__`` stores each argument as given,
@@ -200,7 +205,7 @@ class AnomalyDetector(BaseEstimator):
         verbose: int = 0,
         window: int | None = None,
         stride: int = 1,
-        point_aggregation: str = "mean",
+        point_aggregation: str | None = None,
         smoothing: int | None = None,
         lstm_units: int = 32,
         latent_dim: int = 16,
@@ -252,19 +257,22 @@ class AnomalyDetector(BaseEstimator):
 
         ``window - 1`` (every window covering a point of ``X`` then lies inside context + ``X``)
         plus ``smoothing // 2`` (the look-back of the moving average); 0 for the tabular kinds.
-        Before ``fit`` it is computed from the (checked) ``window`` and ``smoothing``.
+        Before ``fit`` it is computed from the (checked) ``window`` and ``smoothing`` when both
+        are given (``ValueError`` when either is None: it is chosen at fit).
         """
         if not self.is_sequence:
             return 0
         if self.is_fitted:
             return context_length(self.window_, self.smoothing_)
         window = check_window(self.window)
-        if window is None:
+        smoothing = resolve_smoothing(self.smoothing)
+        if window is None or smoothing is None:
+            unset = "window" if window is None else "smoothing"
             raise ValueError(
-                "context_length is known after fit: window=None is chosen from the training "
-                "series' period"
+                f"context_length is known after fit: {unset}=None is chosen from the training "
+                "series"
             )
-        return context_length(window, resolve_smoothing(self.smoothing, window))
+        return context_length(window, smoothing)
 
     @property
     def is_fitted(self) -> bool:
@@ -320,6 +328,7 @@ class AnomalyDetector(BaseEstimator):
             frame = as_series(X)
             params = resolve_window(params, frame.to_numpy(dtype="float64", na_value=np.nan))
             fitted = fit_series_network(frame, params, preprocessing_model)
+            params = {**params, **fitted.chosen_params}
         else:
             frame = as_table(X)
             params = resolve_schedule(params, len(frame))
@@ -364,7 +373,7 @@ class AnomalyDetector(BaseEstimator):
                 "points at once, or pass the previous points as `context`."
             )
         scaled = scale_series(self.network_.preprocessing_model, frame)
-        errors = point_errors(self.network_, scaled, window, self.point_aggregation)
+        errors = point_errors(self.network_, scaled, window, self.point_aggregation_)
         contributions = errors_to_contributions(errors, self.network_.channel_scale, self.smoothing_)
         return contributions[n_context:]
 

@@ -4,8 +4,9 @@
 ``AnomalyDetector.resolve_params``) run :func:`check_detector_params`, which checks each one with
 a message that shows the received value, and fills in the arguments left as ``None``: ``epochs``,
 ``batch_size`` and ``learning_rate`` from the kind's :class:`~anomaly_models.kinds.TrainingDefaults`,
-``smoothing`` as ``window // 4``; ``window`` None (the sequence kind's default) is chosen at fit
-from the training series' period (:func:`resolve_window`), since it needs the data.
+``window`` None (the sequence kind's default) is chosen at fit from the training series'
+period (:func:`resolve_window`), and ``point_aggregation`` / ``smoothing`` None after training
+(:mod:`anomaly_models.point_scoring_choice`), since they need the data.
 
 Imports NumPy and the standard library only (Keras only for the ``"feature"`` kind's weights).
 """
@@ -38,7 +39,9 @@ __all__ = [
 
 #: The arguments whose ``None`` is resolved by :func:`check_detector_params`; a fitted detector
 #: keeps the value it used as ``<name>_`` (``epochs_``, ``batch_size_``, ...).
-RESOLVED_PARAMS = ("epochs", "batch_size", "learning_rate", "window", "smoothing")
+RESOLVED_PARAMS = (
+    "epochs", "batch_size", "learning_rate", "window", "point_aggregation", "smoothing"
+)
 #: ``point_aggregation`` choices of the sequence kinds.
 POINT_AGGREGATIONS = ("mean", "max")
 #: ``scaling`` choices of the preprocessing.
@@ -57,26 +60,22 @@ def check_window(window: Any) -> int | None:
     return checked
 
 
-def resolve_smoothing(smoothing: Any, window: int | None) -> int | None:
-    """``smoothing`` as int (``window // 4`` when None; None while the window is not chosen
-    yet), else ``ValueError`` showing it."""
+def resolve_smoothing(smoothing: Any) -> int | None:
+    """``smoothing`` as int, None (chosen at fit) when None, else ``ValueError`` showing it."""
     if smoothing is None:
-        return None if window is None else window // 4
+        return None
     return check_non_negative_int("smoothing", smoothing)
 
 
 def resolve_window(params: Mapping[str, Any], series: Any) -> dict[str, Any]:
     """``params`` (checked) with ``window`` chosen from the training ``series`` when it is None
-    (:func:`anomaly_models.sequences.auto_window`), then ``smoothing`` resolved from it and
-    ``stride`` checked against it."""
+    (:func:`anomaly_models.sequences.auto_window`), and ``stride`` checked against it."""
     from anomaly_models.sequences import auto_window
 
     if params["window"] is not None:
         return dict(params)
     window = auto_window(series)
     resolved = {**params, "window": window}
-    if resolved["smoothing"] is None:
-        resolved["smoothing"] = window // 4
     if resolved["stride"] > window:
         raise ValueError(
             f"`stride` must be at most the window ({window}, chosen from the series' period), "
@@ -132,16 +131,16 @@ def _check_sequence_params(params: Mapping[str, Any]) -> dict[str, Any]:
             f"received stride={params['stride']!r}"
         )
     point_aggregation = params["point_aggregation"]
-    if point_aggregation not in POINT_AGGREGATIONS:
+    if point_aggregation is not None and point_aggregation not in POINT_AGGREGATIONS:
         raise ValueError(
-            f"`point_aggregation` must be one of {list(POINT_AGGREGATIONS)}, "
+            f"`point_aggregation` must be one of {list(POINT_AGGREGATIONS)} or None, "
             f"received point_aggregation={point_aggregation!r}"
         )
     return {
         "window": window,
         "stride": stride,
         "point_aggregation": point_aggregation,
-        "smoothing": resolve_smoothing(params["smoothing"], window),
+        "smoothing": resolve_smoothing(params["smoothing"]),
         "lstm_units": check_positive_int("lstm_units", params["lstm_units"]),
         "latent_dim": check_positive_int("latent_dim", params["latent_dim"]),
     }
@@ -155,8 +154,10 @@ def check_detector_params(params: Mapping[str, Any]) -> dict[str, Any]:
 
     Returns:
         A new dict with the same keys: plain ``int`` / ``float`` / ``bool`` / ``str`` values,
-        ``hidden_dims`` as a list, and ``epochs`` / ``batch_size`` / ``learning_rate`` /
-        ``smoothing`` resolved (never None). Every argument is checked, whatever the kind.
+        ``hidden_dims`` as a list, ``learning_rate`` resolved; ``epochs`` / ``batch_size``
+        None only where the kind's rule fills them at fit (:func:`resolve_schedule`), and
+        ``window`` / ``point_aggregation`` / ``smoothing`` None where fit chooses them from
+        the data. Every argument is checked, whatever the kind.
 
     Raises:
         ValueError: the first bad argument, the message showing its value

@@ -13,12 +13,14 @@ comes from the table of kinds (:mod:`anomaly_models.kinds`). No I/O, no tracking
 from __future__ import annotations
 
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any, NamedTuple
 
 import keras
 import numpy as np
 import pandas as pd
 
+from anomaly_models.detector_params import POINT_AGGREGATIONS
 from anomaly_models.kinds import get_kind
 from anomaly_models.layers.neighbour_distance import NeighbourDistance
 from anomaly_models.layers.tail_rarity import TailRarity
@@ -28,6 +30,7 @@ from anomaly_models.models.feature_score_network import (
     FeatureScoreNetwork,
     combine_parts,
 )
+from anomaly_models.point_scoring_choice import choose_point_scoring
 from anomaly_models.preprocessing import (
     apply_in_batches,
     build_preprocessing_model,
@@ -135,11 +138,14 @@ class FittedNetwork(NamedTuple):
         network: the trained network; its scale weight and ``training_scores`` weight are set.
         history: loss per epoch (see :func:`train_network`).
         training_scores: ``(n,)`` float64, the score of each training row or point.
+        chosen_params: the parameters left None that training chose from the data
+            (``point_aggregation`` / ``smoothing`` of the sequence kinds), by name.
     """
 
     network: keras.Model
     history: dict[str, list[float]]
     training_scores: np.ndarray
+    chosen_params: Mapping[str, Any] = MappingProxyType({})
 
 
 def preprocessing_for(
@@ -194,7 +200,7 @@ def fit_table_network(
     holdout_rows, train_rows = holdout_split(
         len(frame), params["validation_fraction"], params["seed"]
     )
-    holdout, train = frame.iloc[holdout_rows], frame.iloc[train_rows]
+    train = frame.iloc[train_rows]
     preprocessing = preprocessing_for(train, params, preprocessing_model)
     d = int(preprocessing.output.shape[-1])
     network = get_kind(params["kind"]).build_network(params, preprocessing, d, len(frame))
@@ -347,7 +353,23 @@ def fit_series_network(
     )
     # Each channel's error is scaled by its mean on the training series, as for the tabular
     # kinds: a typical training point scores about 1 and no channel drowns the others.
-    raw = point_errors(network, scaled, window, params["point_aggregation"])
-    network.channel_scale.assign(np.maximum(raw.mean(axis=0), 1e-12).astype("float32"))
-    scores = errors_to_contributions(raw, network.channel_scale, params["smoothing"]).sum(axis=1)
-    return FittedNetwork(network, history, _store_training_scores(network, scores))
+    given = params["point_aggregation"]
+    aggregations = POINT_AGGREGATIONS if given is None else (given,)
+    raw = {a: point_errors(network, scaled, window, a) for a in aggregations}
+    scales = {a: np.maximum(errors.mean(axis=0), 1e-12) for a, errors in raw.items()}
+    chosen: dict[str, Any] = {}
+    if given is None or params["smoothing"] is None:
+        choice = choose_point_scoring(
+            lambda copy, a: point_errors(network, copy, window, a) / scales[a],
+            scaled,
+            window,
+            params["seed"],
+            aggregations,
+            None if params["smoothing"] is None else (params["smoothing"],),
+        )
+        chosen = {"point_aggregation": choice.point_aggregation, "smoothing": choice.smoothing}
+    aggregation = chosen.get("point_aggregation", given)
+    smoothing = chosen.get("smoothing", params["smoothing"])
+    network.channel_scale.assign(scales[aggregation].astype("float32"))
+    scores = errors_to_contributions(raw[aggregation], network.channel_scale, smoothing).sum(axis=1)
+    return FittedNetwork(network, history, _store_training_scores(network, scores), chosen)

@@ -106,7 +106,8 @@ def run_ours(series: Series, seed: int, epochs: int | None) -> tuple[np.ndarray,
     scores = detector.score_samples(pd.DataFrame(series.test, columns=columns))
     info = {
         "window": int(getattr(detector, "window_", None) or detector.window),
-        "smoothing": int(getattr(detector, "smoothing_", 0) or 0),
+        "point_aggregation": detector.point_aggregation_,
+        "smoothing": int(detector.smoothing_),
         "epochs_run": len(detector.history_.get("loss", [])),
         "epochs_max": int(detector.epochs_),
     }

@@ -178,7 +178,7 @@ class ModelParams(_Section):
     distribution_weight: Annotated[float, Field(ge=0, le=1, strict=True)] = 0.5
     window: Annotated[int, Field(ge=2, strict=True)] = 32
     stride: PositiveInt = 1
-    point_aggregation: Literal["mean", "max"] = "mean"
+    point_aggregation: Literal["mean", "max"] | None = None
     smoothing: NonNegativeInt | None = None
     lstm_units: PositiveInt = 32
     latent_dim: PositiveInt = 16

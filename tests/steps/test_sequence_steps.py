@@ -52,7 +52,7 @@ def write_csv(root: Path, frame: pd.DataFrame, name: str = "data.csv") -> Path:
 # --------------------------------------------------------------------------- settings
 def test_sequence_keys_have_defaults_and_are_checked(tmp_path) -> None:
     p = Params()
-    assert (p.model.window, p.model.stride, p.model.point_aggregation) == (32, 1, "mean")
+    assert (p.model.window, p.model.stride, p.model.point_aggregation) == (32, 1, None)
     assert (p.model.smoothing, p.model.lstm_units, p.model.latent_dim) == (None, 32, 16)
     assert (p.data.gap_factor, p.data.on_gap) == (3.0, "error")
     assert not p.model.is_sequence and sequence_params().model.is_sequence

@@ -44,9 +44,10 @@ def with_anomaly(frame: pd.DataFrame) -> pd.DataFrame:
 
 @pytest.fixture(scope="module")
 def detector() -> AnomalyDetector:
-    """Mean over covering windows, default smoothing (window // 4 = 4), two channels."""
+    """Mean over covering windows, smoothing window // 4 = 4 (both given), two channels."""
     det = AnomalyDetector(
-        kind="lstm_autoencoder", window=WINDOW, lstm_units=16, latent_dim=8, epochs=3, seed=0
+        kind="lstm_autoencoder", window=WINDOW, point_aggregation="mean", smoothing=WINDOW // 4,
+        lstm_units=16, latent_dim=8, epochs=3, seed=0,
     )
     det.fit(two_channel_series(477, seed=0))  # 416 training windows: 13 full batches
     det.calibrate(two_channel_series(400, seed=1, start=512), method="quantile", q=0.995)
@@ -84,9 +85,9 @@ def test_fit_sets_sequence_attributes(detector):
     assert np.mean(detector.training_scores_) == pytest.approx(1.0, rel=0.05)
     params = detector.get_params()
     assert {k: params[k] for k in ("window", "stride", "point_aggregation", "smoothing")} == {
-        "window": WINDOW, "stride": 1, "point_aggregation": "mean", "smoothing": None,
+        "window": WINDOW, "stride": 1, "point_aggregation": "mean", "smoothing": WINDOW // 4,
     }
-    assert detector.smoothing_ == WINDOW // 4  # None resolved at fit: window // 4
+    assert (detector.point_aggregation_, detector.smoothing_) == ("mean", WINDOW // 4)
     assert params["batch_size"] is None and params["learning_rate"] is None  # stored as given
     assert detector.batch_size_ == 32 and detector.learning_rate_ == 2e-3  # sequence defaults
     assert detector.epochs_ == 3
@@ -338,7 +339,8 @@ def test_moving_average_rejects_bad_length():
 
 def test_window_none_is_chosen_from_the_training_series_period(tmp_path):
     """The default window comes from the training series alone (its period by autocorrelation),
-    is kept as ``window_`` with the smoothing derived from it, and survives save / load."""
+    is kept as ``window_`` with the point scoring chosen after training, and survives save /
+    load."""
     t = np.arange(600)
     rng = np.random.default_rng(0)
     X = pd.DataFrame({"a": np.sin(2 * np.pi * t / 40) + 0.1 * rng.normal(size=600),
@@ -348,13 +350,17 @@ def test_window_none_is_chosen_from_the_training_series_period(tmp_path):
     with pytest.raises(ValueError, match="context_length is known after fit"):
         _ = detector.context_length
     detector.fit(X)
-    assert detector.window is None and (detector.window_, detector.smoothing_) == (40, 10)
-    assert detector.context_length == 39 + 5
+    assert detector.window is None and detector.window_ == 40
+    # the point scoring is chosen among mean / max and 0, 40 / 8, 40 / 4, 40 / 2 points
+    assert detector.point_aggregation_ in ("mean", "max") and detector.smoothing_ in (0, 5, 10, 20)
+    assert detector.context_length == 39 + detector.smoothing_ // 2
     assert detector.score_samples(X.iloc[:100]).shape == (100,)
     loaded = AnomalyDetector.load(detector.save(tmp_path / "auto.keras"))
-    assert (loaded.window, loaded.window_, loaded.smoothing_) == (None, 40, 10)
+    assert (loaded.window, loaded.window_, loaded.point_aggregation_, loaded.smoothing_) == (
+        None, 40, detector.point_aggregation_, detector.smoothing_,
+    )
     np.testing.assert_allclose(loaded.score_samples(X.iloc[:100]),
                                detector.score_samples(X.iloc[:100]), rtol=1e-6)
     fixed = AnomalyDetector(kind="lstm_autoencoder", window=16, epochs=1, lstm_units=4,
                             latent_dim=2).fit(X)
-    assert fixed.window_ == 16 and fixed.smoothing_ == 4
+    assert fixed.window_ == 16 and fixed.smoothing_ in (0, 2, 4, 8)
