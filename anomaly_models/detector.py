@@ -48,6 +48,7 @@ from anomaly_models.detector_params import (
     resolve_schedule,
     resolve_smoothing,
     resolve_window,
+    training_windows,
 )
 from anomaly_models.estimator import BaseEstimator
 from anomaly_models.inputs import as_series, as_table
@@ -99,14 +100,13 @@ class AnomalyDetector(BaseEstimator):
             first entry is ``encoding_dim`` and the last ``intermediate_dim``. Ignored by
             ``"lstm_autoencoder"``.
         epochs: Maximum number of training epochs (early stopping may end sooner); default:
-            the tabular kinds enough for 1,500 gradient steps within [30, 200] epochs, 30 for
-            ``"lstm_autoencoder"``.
-        batch_size: Training batch size (rows, or windows for the sequence kind); default for
-            the tabular kinds about rows / 32, a power of two in [32, 1024]
+            enough for 1,500 gradient steps within [30, 200] epochs.
+        batch_size: Training batch size (rows, or windows for the sequence kind); default
+            about rows (windows) / 32, a power of two in [32, 1024]
             (:func:`anomaly_models.detector_params.table_schedule`: 300 rows -> 32 rows x 167
-            epochs, 30,000 -> 1024 x 56); 32 for ``"lstm_autoencoder"``.
-        learning_rate: Adam learning rate; default 3e-3 for the tabular kinds, 2e-3 for
-            ``"lstm_autoencoder"``.
+            epochs, 30,000 -> 1024 x 56), the rule chosen on the tabular suite's tuning half.
+        learning_rate: Adam learning rate; default 3e-3 for the tabular kinds (chosen on the
+            tuning half too), 1e-3 (Keras' default for Adam) for ``"lstm_autoencoder"``.
         validation_fraction: Fraction of the fitted rows (windows for the sequence kind) held out
             at random for early stopping, in [0, 0.5]; 0 disables early stopping.
         patience: Epochs without improvement of the held-out loss before stopping.
@@ -327,6 +327,9 @@ class AnomalyDetector(BaseEstimator):
         if self.is_sequence:
             frame = as_series(X)
             params = resolve_window(params, frame.to_numpy(dtype="float64", na_value=np.nan))
+            params = resolve_schedule(
+                params, training_windows(len(frame), params["window"], params["stride"])
+            )
             fitted = fit_series_network(frame, params, preprocessing_model)
             params = {**params, **fitted.chosen_params}
         else:

@@ -35,6 +35,7 @@ __all__ = [
     "resolve_smoothing",
     "resolve_window",
     "table_schedule",
+    "training_windows",
 ]
 
 #: The arguments whose ``None`` is resolved by :func:`check_detector_params`; a fitted detector
@@ -101,6 +102,12 @@ def table_schedule(n_rows: int, validation_fraction: float) -> tuple[int, int]:
     steps_per_epoch = max(1, math.ceil((1.0 - validation_fraction) * n_rows / batch_size))
     epochs = int(min(MAX_EPOCHS, max(MIN_EPOCHS, math.ceil(MIN_STEPS / steps_per_epoch))))
     return batch_size, epochs
+
+
+def training_windows(n_points: int, window: int, stride: int) -> int:
+    """How many training windows of ``window`` points, ``stride`` apart, a series of
+    ``n_points`` gives (0 when it is shorter than the window)."""
+    return max(0, (n_points - window) // stride + 1)
 
 
 def resolve_schedule(params: Mapping[str, Any], n_rows: int) -> dict[str, Any]:

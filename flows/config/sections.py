@@ -205,7 +205,8 @@ class ModelParams(_Section):
 class TrainParams(_Section):
     epochs: PositiveInt | None = None  # None: the library's rule of the training rows
     batch_size: PositiveInt | None = None
-    learning_rate: Annotated[float, Field(gt=0, le=10, strict=True)] = 0.003
+    # None: the library's default of the kind (3e-3 tabular, 1e-3 lstm_autoencoder)
+    learning_rate: Annotated[float, Field(gt=0, le=10, strict=True)] | None = None
     seed: NonNegativeInt = 0
     validation_fraction: Annotated[float, Field(ge=0, le=0.5, strict=True)] = 0.1
     patience: PositiveInt = 5

@@ -167,7 +167,7 @@ def train(params: Params, root: Path) -> TrainResult:
 
     detector.fit(X, preprocessing_model=preprocessing)
     history = detector.history_
-    _check_finite_losses(history, params.train.learning_rate)
+    _check_finite_losses(history, detector.learning_rate_)
     metrics = _fit_metrics(detector, len(X), n_anomalous)
     epochs_run, best_epoch = int(metrics["epochs_run"]), int(metrics["best_epoch"])
 

@@ -51,7 +51,7 @@ def test_shipped_params_hold_the_contract_keys() -> None:
     assert p.model.kind == "ensemble" and p.model.hidden_dims == [64, 32, 16]
     assert (p.model.n_neighbors, p.model.reference_rows) == (5, 4096)
     t = p.train  # epochs and batch size: null, the library's rule of the training rows
-    assert (t.epochs, t.batch_size, t.learning_rate, t.seed) == (None, None, 0.003, 0)
+    assert (t.epochs, t.batch_size, t.learning_rate, t.seed) == (None, None, None, 0)
     assert (t.validation_fraction, t.patience) == (0.1, 5)
     th = p.threshold
     assert (th.method, th.quantile.q, th.mean_std.k, th.iqr.k) == ("quantile", 0.99, 3.0, 1.5)

@@ -89,7 +89,9 @@ def test_fit_sets_sequence_attributes(detector):
     }
     assert (detector.point_aggregation_, detector.smoothing_) == ("mean", WINDOW // 4)
     assert params["batch_size"] is None and params["learning_rate"] is None  # stored as given
-    assert detector.batch_size_ == 32 and detector.learning_rate_ == 2e-3  # sequence defaults
+    # the schedule rule on the 462 training windows (a batch of 462 / 32, at least 32), and
+    # Keras' default Adam learning rate
+    assert detector.batch_size_ == 32 and detector.learning_rate_ == 1e-3
     assert detector.epochs_ == 3
     assert detector.context_length == WINDOW - 1 + WINDOW // 8
 
