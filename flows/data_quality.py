@@ -58,7 +58,7 @@ ARTIFACT_KEY = "data-quality-report"
 # ============================================================================ tasks
 @task(name="collect-batches", cache_policy=NO_CACHE)
 def _collect(params: Params, root: Path, day: date) -> tuple[list[BatchRow], list[TrendPoint], int]:
-    ledger = Ledger(Layout.of(params, root).scoring.scored).read()  # once: one snapshot
+    ledger = Ledger.of(Layout.of(params, root).scoring).read()  # once: one snapshot
     batches = collect_batches(params, root, day, ledger)
     trend = anomaly_rate_trend(ledger, day, params.report.trend_days)
     return batches, trend, len(ledger.get("in_progress") or {})

@@ -21,7 +21,8 @@ fixed place under the root. ``dvc.yaml`` declares the same paths for the default
     <snapshot_dir>/references/<version>.parquet         report: each model version's drift
                                                         reference (downloaded from its run)
     <incoming_dir>/, <incoming_dir>/_done/              scoring: new batches, scored inputs
-    <scored_dir>/<batch>.parquet, _ledger.json, _locks/ scoring: outputs and the ledger
+    <scored_dir>/<batch>.parquet, _ledger.db, _locks/   scoring: outputs and the ledger (its
+                                                        SQLite file unless scoring.ledger_url)
     <quarantine_dir>/                                   scoring: rejected batches + reports
     <reports_dir>/<YYYY-MM-DD>/                         the data-quality report of a day:
         report.html, report.json, plots/*.png, data_docs/   (:class:`ReportFolder`)
@@ -53,8 +54,10 @@ PLOT_PNGS = ("score_histogram.png", "roc_curve.png", "pr_curve.png", "top_contri
 SEQUENCE_PLOT_PNGS = ("series_flagged.png", "reconstruction_error.png")
 
 # the scoring folders' own files (names starting with "_" are never taken for batches)
+LEDGER_DB_FILE = "_ledger.db"  # and SQLite's -wal / -shm next to it
+#: the ledger of earlier versions: imported once into the database, then renamed with the suffix
 LEDGER_FILE = "_ledger.json"
-LEDGER_LOCK_FILE = "_ledger.lock"
+LEDGER_IMPORTED_SUFFIX = ".imported"
 GX_LOCK_FILE = "_gx.lock"
 LOCKS_DIR = "_locks"
 DONE_DIR = "_done"
@@ -82,6 +85,8 @@ class ScoringDirs:
     incoming: Path
     scored: Path
     quarantine: Path
+    #: ``scoring.ledger_url``: the ledger's database (None: ``<scored>/_ledger.db``)
+    ledger_url: str | None = None
 
     @classmethod
     def from_params(cls, params: Params, root: str | Path) -> ScoringDirs:
@@ -94,6 +99,7 @@ class ScoringDirs:
             incoming=resolve(root, s.incoming_dir).resolve(),
             scored=resolve(root, s.scored_dir).resolve(),
             quarantine=resolve(root, s.quarantine_dir).resolve(),
+            ledger_url=s.ledger_url,
         )
 
     @property
@@ -107,16 +113,9 @@ class ScoringDirs:
         return self.scored / LOCKS_DIR
 
     def claim_lock(self, sha: str) -> Path:
-        """``_locks/<sha256>.lock``: held while a run scores the batch of that content."""
+        """``_locks/<sha256>.lock``: held while a run scores the batch of that content (a
+        SQLite ledger's claim; PostgreSQL holds an advisory lock instead)."""
         return self.locks / f"{sha}.lock"
-
-    @property
-    def ledger(self) -> Path:
-        return self.scored / LEDGER_FILE
-
-    @property
-    def ledger_lock(self) -> Path:
-        return self.scored / LEDGER_LOCK_FILE
 
     @property
     def gx_lock(self) -> Path:

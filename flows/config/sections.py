@@ -299,6 +299,26 @@ class ScoringParams(_Section):
     quarantine_dir: NonEmptyStr = "data/quarantine"
     chunk_rows: PositiveInt = 250_000
     passthrough_columns: list[NonEmptyStr] = Field(default_factory=list)
+    executor: Literal["local", "processes", "dask"] = "local"
+    workers: Annotated[int, Field(ge=1, le=1024, strict=True)] = 2
+    dask_address: NonEmptyStr | None = None
+    ledger_url: NonEmptyStr | None = None
+
+    @field_validator("dask_address")
+    @classmethod
+    def _dask_address(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^(tcp|tls|inproc|ucx|ws|wss)://[^\s/]+$", value):
+            raise ValueError(
+                "a Dask scheduler address like tcp://10.0.0.5:8786 (scheme://host:port)"
+            )
+        return value
+
+    @field_validator("ledger_url")
+    @classmethod
+    def _ledger_url(cls, value: str | None) -> str | None:
+        from flows.steps.score.ledger_db import check_ledger_url
+
+        return None if value is None else check_ledger_url(value)
 
     @field_validator("alias")
     @classmethod

@@ -18,6 +18,7 @@ import mlflow
 import pandas as pd
 import pytest
 
+from flows.steps.score import Ledger
 from tests.e2e.project import BIN, cli_env, make_project
 
 # e2e: real services and trainings; the global limit of pyproject.toml is too short for them
@@ -63,7 +64,7 @@ def day_of_batches(tmp_path_factory, prefect_api):
     assert sorted((b.batch, b.status) for b in summary.batches) == [
         ("bad.csv", "quarantined"), ("drifted.parquet", "scored"), ("good.csv", "scored")]
 
-    ledger = json.loads((root / "data" / "scored" / "_ledger.json").read_text())
+    ledger = Ledger(root / "data" / "scored").read()
     days = {entry_day(e["scored_at"]) for e in ledger["batches"].values()}
     days |= {entry_day(e["at"]) for e in ledger["quarantined"]}
     if len(days) != 1:  # the run straddled midnight UTC

@@ -10,6 +10,7 @@ import json
 import pandas as pd
 import pytest
 
+from flows.steps.score import Ledger
 from tests.e2e.project import make_project, sensor_frame
 
 # e2e: real services and trainings; the global limit of pyproject.toml is too short for them
@@ -52,7 +53,7 @@ def test_drift_is_measured_against_the_champions_reference_after_another_trainin
         ("drifted.parquet", "scored"),
         ("good.csv", "scored"),
     ]
-    ledger = json.loads((root / "data" / "scored" / "_ledger.json").read_text())
+    ledger = Ledger(root / "data" / "scored").read()
     entries = {e["batch"]: e for e in ledger["batches"].values()}
     assert {e["model_version"] for e in entries.values()} == {1}
     days = {entry_day(e["scored_at"]) for e in entries.values()}

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from flows.steps.score import Ledger
 from tests.e2e.project import BIN, cli_env, make_project
 
 # e2e: real services and trainings; the global limit of pyproject.toml is too short for them
@@ -85,7 +86,7 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 
 
 def ledger(folders) -> dict:
-    return json.loads((folders["scored"] / "_ledger.json").read_text())
+    return Ledger(folders["scored"]).read()
 
 
 def no_leftovers(folders) -> None:
@@ -381,7 +382,7 @@ def test_sigkill_mid_run_then_rerun_scores_each_batch_exactly_once(project, fold
     chunked = "scoring.chunk_rows=400"  # several chunks per batch: a window to kill in
 
     # 1. killed while the first output is being written (only its .tmp exists; the ledger's own
-    #    _ledger.json.tmp must not count, or the kill can land before the claim is saved)
+    #    the claim is in the ledger by then)
     run = start_score(project, folders, chunked)
     hit = _wait_for(lambda: any(folders["scored"].glob("*.parquet.tmp")), run)
     os.kill(run.pid, signal.SIGKILL)

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from flows.steps.score import Ledger
 from tests.e2e.project import BIN, cli_env, make_project, sine_series
 
 # e2e: real services and trainings; the global limit of pyproject.toml is too short for them
@@ -195,7 +196,7 @@ def test_scoring_flow_continues_a_series_across_batches(sequence_project, tmp_pa
     detector = AnomalyDetector.load(root / "models/model.keras")
     expected = detector.score_samples(future[CHANNELS])
     np.testing.assert_allclose(second["anomaly_score"], expected[300:], rtol=1e-5)
-    ledger = json.loads((tmp_path / "scored" / "_ledger.json").read_text())
+    ledger = Ledger(tmp_path / "scored").read()
     entries = {e["batch"]: e for e in ledger["batches"].values()}
     assert entries["2024-01-02T14.parquet"]["context_from"] == "2024-01-02T09.csv"
     assert ledger["stream"]["batch"] == "2024-01-02T14.parquet"

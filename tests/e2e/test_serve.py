@@ -24,6 +24,7 @@ import pandas as pd
 import psutil
 import pytest
 
+from flows.steps.score import Ledger
 from tests.e2e.project import BIN, cli_env, make_project
 
 # e2e: real services and trainings; the global limit of pyproject.toml is too short for them
@@ -201,7 +202,7 @@ def test_a_scheduled_run_scores_a_dropped_batch(tmp_path: Path, processes: Proce
     runs = _wait_for("the scheduled scoring run's Completed state", completed_scoring_runs, 60,
                      [serve_log])
     assert all(r["parameters"]["root"] == str(root) for r in runs)
-    ledger = json.loads((root / "data" / "scored" / "_ledger.json").read_text())
+    ledger = Ledger(root / "data" / "scored").read()
     assert [e["batch"] for e in ledger["batches"].values()] == ["batch-001.csv"]
 
     survivors = processes.stop_all()

@@ -229,8 +229,8 @@ def count_rows(path: str | Path) -> int | None:
 def collect_batches(
     params: Params, root: str | Path, day: date, ledger: Mapping[str, Any] | None = None
 ) -> list[BatchRow]:
-    """The batches of ``day`` from ``<scoring.scored_dir>/_ledger.json`` (read, never written;
-    or the given ``ledger`` content), with the rows of each quarantined batch counted in its
+    """The batches of ``day`` from the scoring ledger (:class:`~flows.steps.score.Ledger`, or
+    the given ``ledger`` content), with the rows of each quarantined batch counted in its
     quarantined file.
 
     Raises:
@@ -238,7 +238,7 @@ def collect_batches(
     """
     dirs = Layout.of(params, root).scoring
     if ledger is None:
-        ledger = Ledger(dirs.scored).read()
+        ledger = Ledger.of(dirs).read()
     batches = batches_of_day(ledger, day)
     for b in batches:
         if b.status == "quarantined" and b.quarantined_to:

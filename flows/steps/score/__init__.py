@@ -15,10 +15,12 @@ one of :class:`flows.layout.ScoringDirs`)::
     data/scored/<stem>.parquet                input columns + anomaly_score, is_anomaly,
                                               contribution_<feature> + model_name, model_version,
                                               model_alias, scored_at (UTC)
-    data/scored/_ledger.json                  the ledger: one entry per scored batch, keyed by the
-                                              sha256 of the file's bytes
-    data/scored/_ledger.lock, _gx.lock        fcntl.flock lock files (the ledger; GX's file stores)
-    data/scored/_locks/<sha256>.lock          per-batch claim while a run scores that batch
+    data/scored/_ledger.db                    the ledger (SQLite, WAL; or the PostgreSQL database of
+                                              scoring.ledger_url): one row per scored batch, keyed
+                                              by the sha256 of the file's bytes
+    data/scored/_gx.lock                      fcntl.flock lock file of GX's file stores
+    data/scored/_locks/<sha256>.lock          per-batch claim while a run scores that batch (a
+                                              SQLite ledger; PostgreSQL: an advisory lock)
     data/quarantine/<batch>.csv               a batch that could not be read or failed validation
     data/quarantine/<batch>.csv.report.json   why: a one-line reason, every failed expectation,
                                               the model version and suite it was checked against
@@ -29,7 +31,8 @@ Modules, in the order a batch meets them:
 
     options     ScoringOptions: the settings the step takes, built once by the flow
     batches     which files are batches, their names, the per-batch claim
-    ledger      the ledger and its lock; exclusive_lock
+    ledger      the ledger (SQLAlchemy), its transactions and claims; exclusive_lock
+    ledger_db   the ledger's tables and what differs between SQLite and PostgreSQL
     batch       score_batch: claim -> chunk loop -> record scored or quarantined; recover
     loop        the chunk loop: read -> check -> score -> write, with three helper threads
     chunks      reading a batch in chunks (CSV, compressed CSV, Parquet)
@@ -76,10 +79,18 @@ cast is quarantined with that message.
 
 from flows.layout import ScoringDirs
 from flows.steps.score.batch import recover, score_batch
-from flows.steps.score.batches import Claim, discover_batches, expand_paths, free_path
+from flows.steps.score.batches import discover_batches, expand_paths, free_path
 from flows.steps.score.check import ChunkChecker, check_not_scored, failure_rank, validate_chunk
 from flows.steps.score.chunks import ChunkReader, iter_chunks, rechunk
-from flows.steps.score.ledger import LEDGER_FORMAT, Ledger, LedgerTxn, exclusive_lock, iso_time
+from flows.steps.score.ledger import (
+    LEDGER_FORMAT,
+    Claim,
+    Ledger,
+    LedgerTxn,
+    LedgerUnavailable,
+    exclusive_lock,
+    iso_time,
+)
 from flows.steps.score.loop import SEQUENCE_CHUNK_FACTOR, score_to_file
 from flows.steps.score.memory import GC_EVERY_ROWS, GarbageCollector
 from flows.steps.score.options import ScoringOptions
@@ -109,6 +120,7 @@ __all__ = [
     "GarbageCollector",
     "Ledger",
     "LedgerTxn",
+    "LedgerUnavailable",
     "ModelRef",
     "RangeCounter",
     "RunState",

@@ -1,9 +1,10 @@
 """Scoring one batch exactly once (:func:`score_batch`), and cleaning up after runs that died
 (:func:`recover`).
 
-**Exactly once.** A batch is claimed with a non-blocking ``flock`` on ``_locks/<sha256>.lock``
-(released by the kernel when a process dies, even by SIGKILL), then the ledger is checked under
-its own exclusive lock: a batch whose content hash is recorded is skipped (and its input
+**Exactly once.** A batch is claimed with :meth:`Ledger.claim_lock`: a non-blocking ``flock`` on
+``_locks/<sha256>.lock`` next to a SQLite ledger, a session advisory lock on a PostgreSQL one
+(either is released when its process dies, even by SIGKILL). Then the ledger is checked in one
+serialised ledger transaction: a batch whose content hash is recorded is skipped (and its input
 archived). The output is written to ``<stem>.parquet.tmp`` and renamed with ``os.replace``, so
 ``<stem>.parquet`` is always complete; only then is the ledger entry written, and only then is
 the input moved to ``_done/``. A run that dies at any point leaves at most a ``.tmp`` file and an
@@ -29,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from flows.io import display_path, file_sha256, move_file, unlink_quietly
 from flows.layout import TMP_SUFFIX, ScoringDirs
-from flows.steps.score.batches import Claim, free_path, output_name
+from flows.steps.score.batches import free_path, output_name
 from flows.steps.score.ledger import Ledger, LedgerTxn, iso_time, now
 from flows.steps.score.loop import score_to_file
 from flows.steps.score.options import ScoringOptions
@@ -108,12 +109,13 @@ def score_batch(
     except IsADirectoryError:
         return result("skipped", reason="a folder, not a batch file")
 
-    claim = Claim(dirs.claim_lock(sha))
+    ledger = Ledger.of(dirs)
+    claim = ledger.claim_lock(sha)
     if not claim.acquire():
         return result("skipped", sha256=sha, reason="being scored by another run right now")
     settled = False  # the batch's fate is in the ledger: the claim's lock file can go
     try:
-        job = _claim_in_ledger(path, sha, size, scorer, options, result)
+        job = _claim_in_ledger(ledger, path, sha, size, scorer, options, result)
         if isinstance(job, BatchResult):  # already scored, or gone
             settled = True
             return job
@@ -127,16 +129,17 @@ def score_batch(
                 )
         except BatchRejected as rejection:
             unlink_quietly(job.tmp)
-            quarantined = _record_quarantined(job, rejection, scorer.model, dirs, suite_path, result)
+            quarantined = _record_quarantined(
+                ledger, job, rejection, scorer.model, dirs, suite_path, result)
             settled = True
             return quarantined
         except BaseException:
             unlink_quietly(job.tmp)
-            with contextlib.suppress(Exception), Ledger(dirs.scored).locked() as txn:
+            with contextlib.suppress(Exception), ledger.locked() as txn:
                 txn.release(sha)
             settled = True
             raise
-        scored = _record_scored(job, stats, scorer.model, dirs, scored_at, result)
+        scored = _record_scored(ledger, job, stats, scorer.model, dirs, scored_at, result)
         settled = True
         return scored
     finally:
@@ -144,13 +147,14 @@ def score_batch(
 
 
 def _claim_in_ledger(
+    ledger: Ledger,
     path: Path, sha: str, size: int, scorer: BatchScorer, options: ScoringOptions,
     result: _Results,
 ) -> _Job | BatchResult:
     """Under the ledger lock: a skipped result for a batch already scored (its input archived)
     or gone; else the batch's claim recorded ``in_progress`` with its output's name."""
     dirs = options.dirs
-    with Ledger(dirs.scored).locked() as txn:
+    with ledger.locked() as txn:
         entry = txn.get(sha)
         if entry is not None:
             if dirs.in_incoming(path) and path.exists():
@@ -170,7 +174,7 @@ def _claim_in_ledger(
             )
         if not path.exists():
             return result("skipped", sha256=sha, reason="gone: processed by another run")
-        stale = txn.in_progress.get(sha)
+        stale = txn.claimed(sha)
         if stale is not None:  # we hold the claim: its previous owner is dead
             unlink_quietly(dirs.root / stale["tmp"] if stale.get("tmp") else None)
         name = output_name(txn, dirs, path.name, sha)
@@ -193,7 +197,7 @@ def _cursor(
     """For a sequence model: the cursor that continues the stream kept in the ledger."""
     if not scorer.is_sequence:
         return None
-    kept = txn.data.get("stream")
+    kept = txn.stream()
     return SeriesCursor(
         features=scorer.features,
         timestamp_column=scorer.timestamp_column,
@@ -205,6 +209,7 @@ def _cursor(
 
 
 def _record_quarantined(
+    ledger: Ledger,
     job: _Job,
     rejection: BatchRejected,
     model: ModelRef,
@@ -214,7 +219,7 @@ def _record_quarantined(
 ) -> BatchResult:
     """Quarantine the batch (report + file) and record it in the ledger, releasing the claim."""
     path, sha = job.path, job.sha
-    with Ledger(dirs.scored).locked() as txn:
+    with ledger.locked() as txn:
         dest, report_path = quarantine(
             path, sha=sha, size=job.size, rejection=rejection, dirs=dirs, model=model,
             suite_path=Path(suite_path) if suite_path else None,
@@ -241,6 +246,7 @@ def _record_quarantined(
 
 
 def _record_scored(
+    ledger: Ledger,
     job: _Job,
     stats: dict[str, Any],
     model: ModelRef,
@@ -257,7 +263,7 @@ def _record_scored(
     series = {} if cursor is None else {
         "context_from": cursor.start.batch if cursor.continues else None, "notes": notes,
     }
-    with Ledger(dirs.scored).locked() as txn:
+    with ledger.locked() as txn:
         if tail is not None:  # the newest point of the stream so far: the next batch's context
             txn.keep_stream(tail.to_dict())
         txn.record(sha, {
@@ -306,11 +312,12 @@ def recover(dirs: ScoringDirs) -> list[str]:
     if not dirs.scored.is_dir():
         return []
     removed: list[str] = []
-    with Ledger(dirs.scored).locked() as txn:
+    ledger = Ledger.of(dirs)
+    with ledger.locked() as txn:
         live: set[Path] = set()
-        for sha, claimed in list(txn.in_progress.items()):
+        for sha, claimed in txn.claims().items():
             tmp = dirs.root / claimed["tmp"] if claimed.get("tmp") else None
-            lock = Claim(dirs.claim_lock(sha))
+            lock = ledger.claim_lock(sha)
             if not lock.acquire():
                 if tmp is not None:
                     live.add(tmp.resolve())

@@ -1,6 +1,5 @@
 """Which files are batches and what they are called: discovery in the incoming folder, explicit
-paths, the free names a batch takes in ``_done/``, the quarantine and the scored folder, and the
-per-batch claim.
+paths, the free names a batch takes in ``_done/``, the quarantine and the scored folder.
 
 A batch is one file of a format in :data:`flows.io.TABLE_FORMATS` (CSV, also compressed, or
 Parquet). Files whose name starts with ``.`` or ``_`` are never picked up, so a producer can
@@ -9,18 +8,16 @@ write ``.upload.csv`` and rename it when complete.
 
 from __future__ import annotations
 
-import fcntl
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
 from flows.errors import DataError
-from flows.io import suffixes_text, table_kind, table_stem, unlink_quietly
+from flows.io import suffixes_text, table_kind, table_stem
 from flows.layout import ScoringDirs
 from flows.steps.score.ledger import LedgerTxn
 from flows.steps.score.output import output_sha
 
-__all__ = ["Claim", "discover_batches", "expand_paths", "free_path", "output_name"]
+__all__ = ["discover_batches", "expand_paths", "free_path", "output_name"]
 
 
 def discover_batches(directory: str | Path) -> list[Path]:
@@ -76,11 +73,7 @@ def free_path(directory: Path, name: str, sha: str) -> Path:
 def output_name(txn: LedgerTxn, dirs: ScoringDirs, name: str, sha: str) -> str:
     """``<stem>.parquet`` unless another batch owns that name (then ``<stem>.<sha12>.parquet``)."""
     stem = table_stem(name)
-    taken = {
-        Path(e["output"]).name
-        for h, e in [*txn.batches.items(), *txn.in_progress.items()]
-        if h != sha and e.get("output")
-    }
+    taken = txn.taken_outputs(sha)
     for candidate in (f"{stem}.parquet", f"{stem}.{sha[:12]}.parquet", f"{stem}.{sha}.parquet"):
         if candidate in taken:
             continue
@@ -89,32 +82,3 @@ def output_name(txn: LedgerTxn, dirs: ScoringDirs, name: str, sha: str) -> str:
             continue  # a file this ledger does not know: never overwrite it
         return candidate
     raise RuntimeError(f"no free output name for batch {name} in {dirs.scored}")
-
-
-class Claim:
-    """Non-blocking exclusive ``flock`` on ``_locks/<sha256>.lock``
-    (:meth:`ScoringDirs.claim_lock`): held by the process scoring that batch, released by the
-    kernel if the process dies (even by SIGKILL)."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._fd: int | None = None
-
-    def acquire(self) -> bool:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return False
-        self._fd = fd
-        return True
-
-    def release(self, *, remove: bool = False) -> None:
-        if self._fd is None:
-            return
-        if remove:  # safe: whoever opens it next re-checks the ledger under the ledger lock
-            unlink_quietly(self.path)
-        os.close(self._fd)
-        self._fd = None

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import date
 
 import pandas as pd
@@ -18,6 +17,7 @@ from flows.steps.report import (
     entry_day,
     parse_report_date,
 )
+from flows.steps.score import Ledger
 
 DAY = date(2026, 5, 2)
 
@@ -86,8 +86,13 @@ def test_collect_batches_reads_the_ledger_and_counts_quarantined_rows_in_their_f
     tmp_path, make_params, make_ledger
 ):
     params = make_params(tmp_path)
-    (tmp_path / "scored").mkdir()
-    (tmp_path / "scored" / "_ledger.json").write_text(json.dumps(make_ledger()))
+    ledger = Ledger(tmp_path / "scored")
+    with ledger.locked() as txn:  # the scoring step's writes
+        for sha, entry in make_ledger()["batches"].items():
+            txn.record(sha, entry)
+        for entry in make_ledger()["quarantined"]:
+            txn.add_quarantine(entry)
+    before = ledger.read()
     (tmp_path / "quarantine").mkdir()
     pd.DataFrame({"x": range(7)}).to_csv(tmp_path / "quarantine" / "bad.csv", index=False)
     # gone.csv is not there (fixed and removed by a person): its rows are unknown
@@ -99,7 +104,8 @@ def test_collect_batches_reads_the_ledger_and_counts_quarantined_rows_in_their_f
     assert by_name["gone.csv"].rows is None
     assert by_name["midnight.csv"].rows == 200  # scored: from the ledger
     # read only
-    assert json.loads((tmp_path / "scored" / "_ledger.json").read_text()) == make_ledger()
+    assert ledger.read() == before
+    assert before["batches"] == make_ledger()["batches"]
     assert collect_batches(make_params(tmp_path / "empty"), tmp_path / "empty", DAY) == []
 
 

@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from flows.io import file_sha256
-from flows.steps.score import MODEL_COLUMNS, Claim, Ledger, recover, score_batch
+from flows.steps.score import MODEL_COLUMNS, Ledger, recover, score_batch
 
 FEATURES = ["a", "b", "c"]
 
@@ -97,8 +97,8 @@ def test_an_already_scored_file_fed_in_again_is_skipped_and_changes_nothing(
     first = score_batch(incoming / "day.csv", scorer=make_scorer(detector), suite=suite,
                         options=options)
     assert first.status == "scored", first.reason
-    ledger_file = tmp_path / "scored" / "_ledger.json"
-    ledger_bytes, ledger_mtime = ledger_file.read_bytes(), ledger_file.stat().st_mtime_ns
+    ledger = Ledger(tmp_path / "scored")
+    ledger_before = ledger.read()
     output = tmp_path / "scored" / "day.parquet"
     output_mtime = output.stat().st_mtime_ns
     outside = tmp_path / "elsewhere" / "copy-of-day.csv"
@@ -125,11 +125,11 @@ def test_an_already_scored_file_fed_in_again_is_skipped_and_changes_nothing(
     assert all(p.read_bytes() == content for p in (incoming / "_done").iterdir())
     assert not list(incoming.glob("*.csv")) and outside.read_bytes() == content
     # no second output, nothing rewritten
-    assert sorted(p.name for p in (tmp_path / "scored").iterdir() if p.is_file()) == [
-        "_gx.lock", "_ledger.json", "_ledger.lock", "day.parquet"]
+    assert sorted(p.name for p in (tmp_path / "scored").iterdir()
+                  if p.is_file() and not p.name.startswith("_ledger.db")) == [
+        "_gx.lock", "day.parquet"]
     assert output.stat().st_mtime_ns == output_mtime
-    assert ledger_file.read_bytes() == ledger_bytes
-    assert ledger_file.stat().st_mtime_ns == ledger_mtime
+    assert ledger.read() == ledger_before
     assert not list((tmp_path / "scored" / "_locks").iterdir())  # every claim was released
 
 
@@ -144,7 +144,7 @@ def test_recover_removes_a_dead_run_s_leftovers_but_not_a_live_claim(tmp_path, m
     (scored / "dead.parquet.tmp").write_bytes(b"half a file")
     (scored / "live.parquet.tmp").write_bytes(b"being written")
     (scored / "orphan.parquet.tmp").write_bytes(b"no claim at all")
-    live = Claim(dirs.claim_lock("live"))
+    live = ledger.claim_lock("live")
     assert live.acquire()  # a run that is scoring "live" right now
     try:
         removed = recover(dirs)
@@ -158,16 +158,16 @@ def test_recover_removes_a_dead_run_s_leftovers_but_not_a_live_claim(tmp_path, m
 def test_recover_removes_leftovers_of_atomic_writes_killed_under_the_ledger_lock(
     tmp_path, make_dirs
 ):
-    """The ledger, quarantine reports and quarantined copies are written through temporary
-    names (flows.io.atomic_save) while the ledger lock is held: a run killed then leaves one."""
+    """Quarantine reports and quarantined copies are written through temporary names
+    (flows.io.atomic_save) in a ledger transaction: a run killed then leaves one."""
     dirs = make_dirs(tmp_path)
     (tmp_path / "scored").mkdir()
     (tmp_path / "quarantine").mkdir()
-    (tmp_path / "scored" / "._ledger.tmp-123-abcdef12.json").write_text("{")
+    (tmp_path / "scored" / ".old.tmp-123-abcdef12.json").write_text("{")
     (tmp_path / "quarantine" / ".bad.tmp-123-abcdef12.csv").write_text("a,b")
     (tmp_path / "quarantine" / "bad.csv").write_text("a,b")  # a quarantined batch: kept
     removed = recover(dirs)
     assert sorted(removed) == ["quarantine/.bad.tmp-123-abcdef12.csv",
-                               "scored/._ledger.tmp-123-abcdef12.json"]
+                               "scored/.old.tmp-123-abcdef12.json"]
     assert [p.name for p in (tmp_path / "quarantine").iterdir()] == ["bad.csv"]
     assert recover(dirs) == []
