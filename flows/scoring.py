@@ -1,10 +1,12 @@
 """The Prefect scoring flow: new batches -> validated -> scored by the model behind an alias.
 
-    resolve models:/NAME@<scoring.alias>  (now, at the start of every run: a promotion made with
-        `anomaly promote` or in the MLflow UI takes effect at the next run)
-    -> load that version's pyfunc and the GX suite registered with it
+    resolve models:/NAME@<scoring.alias>  (now, once, at the start of every run: a promotion
+        made with `anomaly promote` or in the MLflow UI takes effect at the next run)
     -> recover what an interrupted run left behind
-    -> score each batch (flows/steps/score/: ledger, quarantine, chunked Parquet output)
+    -> score each batch as a task (flows/scoring_worker.py; flows/steps/score/: ledger,
+       quarantine, chunked Parquet output) on the task runner of scoring.executor
+       (flows/executors.py): in this process, in worker processes or on a Dask cluster. Each
+       worker loads that version's pyfunc and GX suite once, for all the batches it scores
     -> log per-batch counts to one MLflow run and a Prefect table artifact
 
 Registry calls run as tasks retried with exponential backoff when the error is transient (the
@@ -36,24 +38,16 @@ from prefect.cache_policies import NO_CACHE
 from prefect.states import Completed
 
 from flows.config import Params, load_params, project_root
-from flows.expectations import load_suite
+from flows.executors import describe_executor, task_runner, tf_threads_per_worker
 from flows.io import display_path
 from flows.runtime import quiet_user_error_tracebacks, with_task_retries
+from flows.scoring_worker import ScoringJob, loaded, score_one
 from flows.steps import score as steps
 
 if TYPE_CHECKING:
-    from mlflow.pyfunc import PyFuncModel
-
     from flows.registry import VersionInfo
 
-__all__ = [
-    "ScoringFailed",
-    "load_model",
-    "log_summary",
-    "resolve_model",
-    "scoring_flow",
-    "scoring_suite",
-]
+__all__ = ["ScoringFailed", "load_model", "log_summary", "resolve_model", "scoring_flow"]
 
 _log = logging.getLogger(__name__)
 
@@ -74,34 +68,46 @@ def resolve_model(params: Params, root: Path) -> VersionInfo:
 
 
 @task(name="load-model", cache_policy=NO_CACHE)
-def load_model(params: Params, root: Path, info: VersionInfo) -> PyFuncModel:
-    """The pyfunc of exactly that version (``models:/NAME/VERSION``: pinned even if the alias
-    moves meanwhile), loaded at every run (no cache kept between runs)."""
-    import mlflow
-
-    return mlflow.pyfunc.load_model(info.model_uri)
-
-
-@task(name="fetch-suite", cache_policy=NO_CACHE)
-def scoring_suite(params: Params, root: Path, info: VersionInfo) -> Path:
-    """The GX suite registered with that version (downloaded once, cached per version)."""
-    from flows.registry import fetch_suite
-
-    return fetch_suite(params, root, info)
+def load_model(job: ScoringJob) -> None:
+    """Load the version's pyfunc and GX suite into this process (``local``: before any batch
+    is touched, so a registry that fails here leaves the incoming folder as it was)."""
+    loaded(job)
 
 
 @task(name="score-batch", cache_policy=NO_CACHE)
-def _score_batch(
-    path: Path,
-    scorer: steps.BatchScorer,
-    suite: Any,
-    suite_path: Path,
-    options: steps.ScoringOptions,
-    state: steps.RunState,
-) -> steps.BatchResult:
-    return steps.score_batch(
-        path, scorer=scorer, suite=suite, options=options, suite_path=suite_path, state=state
-    )
+def _score_batch(path: Path, job: ScoringJob) -> steps.BatchResult:
+    """One batch, on whichever worker the run's task runner picks (the same code for all)."""
+    return score_one(path, job)
+
+
+def _is_sequence_model(info: VersionInfo) -> bool:
+    """True when the version scores time series (its MLmodel metadata has ``context_rows``):
+    its batches are then scored one after the other, in time order, on any executor."""
+    from mlflow.models import get_model_info
+
+    meta = get_model_info(info.model_uri).metadata or {}
+    return int(meta.get("context_rows") or 0) > 0
+
+
+@flow(name="score-batches", validate_parameters=False)
+def _score_batches(
+    paths: list[Path], job: ScoringJob, in_order: bool
+) -> list[steps.BatchResult]:
+    """The run's batches as tasks on the task runner this subflow was given (processes or
+    Dask): all at once, or one after the other for a time series (``in_order``)."""
+    results: list[steps.BatchResult] = []
+    if in_order:
+        for path in paths:
+            future = _score_batch.with_options(task_run_name=f"score {path.name}").submit(path, job)
+            future.wait()
+            results.append(_batch_result(future.state, path, job.root, job.info.version))
+        return results
+    futures = [_score_batch.with_options(task_run_name=f"score {p.name}").submit(p, job)
+               for p in paths]
+    for path, future in zip(paths, futures, strict=True):
+        future.wait()
+        results.append(_batch_result(future.state, path, job.root, job.info.version))
+    return results
 
 
 @task(name="log-to-mlflow", cache_policy=NO_CACHE)
@@ -219,13 +225,8 @@ def scoring_flow(
     logger.info(
         "scoring with %s version %d (alias %r, resolved now)", info.name, info.version, info.alias
     )
-    model = with_task_retries(load_model, settings.retries)(settings, project, info)
-    suite_path = with_task_retries(scoring_suite, settings.retries)(settings, project, info)
-
-    from flows.registry.scorer import pyfunc_scorer
-
-    suite = load_suite(suite_path)
-    scorer = pyfunc_scorer(model, info, suite)
+    job = ScoringJob(params=settings, root=project, info=info,
+                     tf_threads=tf_threads_per_worker(settings.scoring))
     summary = steps.ScoringSummary(
         model_name=info.name,
         model_version=info.version,
@@ -235,15 +236,23 @@ def scoring_flow(
         incoming_dir=display_path(project, dirs.incoming),
     )
     summary.recovered = steps.recover(dirs)
-    run_state = steps.RunState.start(dirs)  # one per run: GX validator, garbage collector
     batches = explicit if explicit is not None else steps.discover_batches(dirs.incoming)
     if not batches:
         logger.info("no new batches in %s", dirs.incoming)
-    for path in batches:
-        state = _score_batch.with_options(task_run_name=f"score {path.name}")(
-            path, scorer, suite, suite_path, options, run_state, return_state=True
-        )
-        result = _batch_result(state, path, project, info.version)
+    runner = task_runner(settings.scoring) if batches else None
+    if runner is None:  # local: in this process, one after the other (in order for a series)
+        if batches:
+            with_task_retries(load_model, settings.retries)(job)
+        results = []
+        for path in batches:
+            state = _score_batch.with_options(task_run_name=f"score {path.name}")(
+                path, job, return_state=True)
+            results.append(_batch_result(state, path, project, info.version))
+    else:
+        logger.info("scoring %d batch(es) %s", len(batches), describe_executor(settings.scoring))
+        results = _score_batches.with_options(task_runner=runner)(
+            batches, job, in_order=_is_sequence_model(info))
+    for result in results:
         (logger.warning if result.status in ("quarantined", "failed") else logger.info)(
             result.line()
         )

@@ -329,14 +329,18 @@ def test_unreachable_registry_is_retried_then_fails_clearly_and_touches_nothing(
     assert not folders["scored"].exists() and not folders["quarantine"].exists()
 
 
-def test_two_concurrent_cli_runs_score_each_batch_exactly_once(project, folders):
+@pytest.mark.parametrize("ledger_db", ["sqlite", "postgresql"])
+def test_two_concurrent_cli_runs_score_each_batch_exactly_once(project, folders, ledger_db,
+                                                               request):
+    url = request.getfixturevalue("postgres_url") if ledger_db == "postgresql" else None
+    extra = [f"scoring.ledger_url={url}"] if url else []
     names = [f"part-{i}.csv" for i in range(6)]
     for i, name in enumerate(names):
         good_rows(project, 200 + i, seed=20 + i).to_csv(folders["incoming"] / name, index=False)
     good_rows(project, 100, seed=30).drop(columns="vibration").to_csv(
         folders["incoming"] / "part-9-bad.csv", index=False)
 
-    runs = [start_score(project, folders) for _ in range(2)]
+    runs = [start_score(project, folders, *extra) for _ in range(2)]
     outputs = [run.communicate(timeout=400) for run in runs]
 
     codes = sorted(run.returncode for run in runs)
@@ -349,11 +353,12 @@ def test_two_concurrent_cli_runs_score_each_batch_exactly_once(project, folders)
     _, bad_err = next(o for o, run in zip(outputs, runs, strict=True) if run.returncode == 3)
     assert "part-9-bad.csv" in bad_err and "['vibration']" in bad_err
     assert scored_files(folders) == sorted(n.replace(".csv", ".parquet") for n in names)
-    entries = ledger(folders)["batches"]
-    assert sorted(e["batch"] for e in entries.values()) == names
+    state = Ledger(folders["scored"], url).read()
+    assert sorted(e["batch"] for e in state["batches"].values()) == names
     for i, name in enumerate(names):
         assert len(pd.read_parquet(folders["scored"] / name.replace(".csv", ".parquet"))) == 200 + i
-    assert ledger(folders)["in_progress"] == {}
+    assert state["in_progress"] == {} and len(state["quarantined"]) == 1
+    assert (folders["scored"] / "_ledger.db").exists() == (url is None)
     no_leftovers(folders)
 
 

@@ -285,6 +285,7 @@ def _record_scored(
             "out_of_range": stats["out_of_range"],
             "warnings": stats["warnings"],
             "seconds": result.seconds(),
+            "scored_by": {"host": socket.gethostname(), "pid": os.getpid()},
             **series,
         })
         txn.release(sha)

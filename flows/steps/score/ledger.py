@@ -243,7 +243,8 @@ class Ledger:
         {"format": 2,
          "batches":     {"<sha256>": {"batch", "sha256", "rows", "flagged", "rate", "model_name",
                                       "model_version", "model_alias", "model_uri", "output",
-                                      "source", "archived", "scored_at", "chunks", "seconds"}},
+                                      "source", "archived", "scored_at", "chunks", "seconds",
+                                      "scored_by": {"host", "pid"}}},
          "in_progress": {"<sha256>": {"batch", "output", "tmp", "pid", "host", "started"}},
          "quarantined": [{"batch", "sha256", "reason", "quarantined_to", "report", "at", ...}],
          "stream":      {"batch", "last_timestamp", "columns", "values", ...}}   (sequence models)

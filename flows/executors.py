@@ -1,0 +1,59 @@
+"""Which Prefect task runner scores the batches of a run (``scoring.executor``).
+
+    local      None: the batches are scored one after the other in the flow's process
+    processes  prefect.task_runners.ProcessPoolTaskRunner(max_workers=scoring.workers)
+    dask       prefect_dask.DaskTaskRunner: the existing cluster at scoring.dask_address, or a
+               distributed.LocalCluster of scoring.workers processes (1 thread each, bound to
+               127.0.0.1) started for the run and closed after it
+
+The task code is the same for all of them (:func:`flows.scoring_worker.score_one`).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from flows.config.sections import ScoringParams
+
+__all__ = ["describe_executor", "task_runner", "tf_threads_per_worker"]
+
+
+def tf_threads_per_worker(scoring: ScoringParams) -> int | None:
+    """TensorFlow threads per worker: the machine's cores shared by the workers the run starts
+    on it; None for the flow's own process (``local``: every core) and for an existing Dask
+    cluster (each worker uses its own ``--nthreads``)."""
+    if scoring.executor == "local" or (scoring.executor == "dask" and scoring.dask_address):
+        return None
+    return max(1, (os.cpu_count() or 1) // scoring.workers)
+
+
+def task_runner(scoring: ScoringParams) -> Any:
+    """The task runner of ``scoring.executor`` (None for ``local``)."""
+    if scoring.executor == "local":
+        return None
+    if scoring.executor == "processes":
+        from prefect.task_runners import ProcessPoolTaskRunner
+
+        return ProcessPoolTaskRunner(max_workers=scoring.workers)
+    from prefect_dask import DaskTaskRunner
+
+    if scoring.dask_address:
+        return DaskTaskRunner(address=scoring.dask_address)
+    return DaskTaskRunner(
+        cluster_class="distributed.LocalCluster",
+        cluster_kwargs={"n_workers": scoring.workers, "threads_per_worker": 1,
+                        "processes": True, "host": "127.0.0.1", "dashboard_address": None},
+    )
+
+
+def describe_executor(scoring: ScoringParams) -> str:
+    """One phrase for the log: where this run's batches are scored."""
+    if scoring.executor == "local":
+        return "in this process"
+    if scoring.executor == "processes":
+        return f"in {scoring.workers} worker processes"
+    if scoring.dask_address:
+        return f"on the Dask cluster at {scoring.dask_address}"
+    return f"on a local Dask cluster of {scoring.workers} worker processes"
