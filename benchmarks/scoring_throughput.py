@@ -2,7 +2,9 @@
 ways (and a fourth for reference), measured side by side in one run, on Shuttle-shaped rows.
 
     python benchmarks/scoring_throughput.py [--rows 1000000] [--repeats 3] [--use-repo]
-                                            [--big [--big-rows 10000000]] [--write]
+                                            [--big [--big-rows 10000000]] [--dask]
+                                            [--small-batches 400,1000 [--small-rows 2000]]
+                                            [--no-main] [--write]
 
 (a) bare Keras ``predict`` of the detector's network (batch 8192, inputs prepared beforehand);
 (a') the same network and inputs through ``FeatureScoreNetwork.contributions``, the compiled
@@ -22,8 +24,16 @@ champion with ``--use-repo`` (scored files then go to a temporary folder, not to
 ``--big`` also scores a ``--big-rows`` (10,000,000) row Parquet file with ``anomaly score`` in a
 subprocess and reports its wall time and peak memory (``resource.getrusage`` of the child).
 Times are medians of ``--repeats`` rounds after one warm-up; a round runs (a), (a'), (b), (c) one
-after the other, and the flow-over-bare ratio of each round is listed too. Prints a Markdown
+after the other, and the flow-over-bare ratio of each round is listed too. ``--dask`` adds
+(d): the same flow with ``scoring.executor=dask`` on a ``LocalCluster`` of 2 worker processes
+started by the run (its start is inside the time, as a user's run pays it). Prints a Markdown
 table; ``--write`` puts it into BENCHMARKS.md (section ``scoring-speed``).
+
+``--small-batches N,...`` (section ``scoring-small-batches``): for each N, N Parquet files of
+``--small-rows`` (2,000) rows dropped in the incoming folder and scored by one ``anomaly score``
+process, against the same N x 2,000 rows as one file, end to end in a subprocess (start-up,
+registry, every batch validated, outputs, ledger, the MLflow run), under the default settings
+and with ``scoring.gx_every_batch=false``; each timed once (``--no-main`` skips (a)-(c)).
 """
 
 from __future__ import annotations
@@ -36,6 +46,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -122,29 +133,126 @@ def main() -> None:
                         help="use the repo's registry (its champion) instead of a temp project")
     parser.add_argument("--big", action="store_true", help="also the 10M-row peak-memory run")
     parser.add_argument("--big-rows", type=int, default=10_000_000)
+    parser.add_argument("--dask", action="store_true",
+                        help="also the flow on a 2-worker Dask LocalCluster (d)")
+    parser.add_argument("--small-batches", default="",
+                        help="comma-separated batch counts of the many-small-batches runs")
+    parser.add_argument("--small-rows", type=int, default=2000)
+    parser.add_argument("--no-main", action="store_true", help="skip (a)-(d) and --big")
     parser.add_argument("--workdir", default=None, help="where temporary files go")
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     parser.add_argument("--write", action="store_true", help="write the table into BENCHMARKS.md")
     args = parser.parse_args()
 
+    counts = [int(c) for c in args.small_batches.split(",") if c.strip()]
     work = Path(tempfile.mkdtemp(prefix="scoring-bench-", dir=args.workdir))
+    sections: dict[str, list[str]] = {}
     try:
-        rows = run(args, work)
+        root = ROOT if args.use_repo else train_project(work, args.epochs)
+        if counts:
+            sections["scoring-small-batches"] = small_batches(args, root, work, counts)
+            print("\n".join(sections["scoring-small-batches"]))
+        if not args.no_main:
+            sections["scoring-speed"] = run(args, root, work)
+            print("\n".join(sections["scoring-speed"]))
     finally:
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
-    table = "\n".join(rows)
-    print(table)
     if args.write:
-        replace_section(ROOT / "BENCHMARKS.md", "scoring-speed", table)
+        for name, rows in sections.items():
+            replace_section(ROOT / "BENCHMARKS.md", name, "\n".join(rows))
         print(f"written to {ROOT / 'BENCHMARKS.md'}", file=sys.stderr)
 
 
-def run(args: argparse.Namespace, work: Path) -> list[str]:
+def timed_score(
+    root: Path, overrides: list[str], paths: Sequence[Path] = ()
+) -> tuple[float, float, str]:
+    """One ``anomaly score`` subprocess: (wall seconds, peak RSS in GB, its stdout)."""
+    wrapper = (
+        "import resource, subprocess, sys, time\n"
+        "t = time.perf_counter()\n"
+        "done = subprocess.run(sys.argv[1:], capture_output=True, text=True)\n"
+        "s = time.perf_counter() - t\n"
+        "sys.stdout.write(done.stdout)\n"
+        "print(done.returncode, s, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
+        "sys.stderr.write(done.stderr[-3000:] if done.returncode else '')\n"
+    )
+    cmd = [sys.executable, "-c", wrapper, str(BIN / "anomaly"), "score", *map(str, paths)]
+    for o in overrides:
+        cmd += ["--set", o]
+    done = subprocess.run(cmd, cwd=root, env=child_env(root), capture_output=True, text=True)
+    try:
+        code, seconds, maxrss_kb = done.stdout.split()[-3:]
+    except ValueError:
+        sys.exit(f"`anomaly score` failed: {done.stdout[-2000:]} {done.stderr[-3000:]}")
+    if code != "0":
+        sys.exit(f"`anomaly score` exited {code}: {done.stdout[-2000:]} {done.stderr[-3000:]}")
+    return float(seconds), int(maxrss_kb) / 1024 / 1024, done.stdout
+
+
+def dask_note(local_s: list[float], dask_s: list[float]) -> str:
+    """Throughput of dask over local, round by round (the same rows, one after the other)."""
+    ratios = [f / d for f, d in zip(local_s, dask_s, strict=True)]
+    return ("Dask over local, per round: " + ", ".join(f"{r:.2f}x" for r in ratios)
+            + f" (median {statistics.median(ratios):.2f}x; target >= 0.8x); dask seconds per "
+            "round: " + ", ".join(f"{d:.2f}" for d in dask_s) + ".")
+
+
+def small_batches(args: argparse.Namespace, root: Path, work: Path, counts: list[int]) -> list[str]:
+    """N small batches against one file of the same rows, through one `anomaly score` each."""
+    base = shuttle_features()
+    table = [
+        "| batches x rows | settings | many batches s | one file s | ratio | per extra batch |",
+        "|---|---|---|---|---|---|",
+    ]
+    notes = []
+    for n in counts:
+        rows = sample_rows(base, n * args.small_rows, seed=n)
+        for label, extra in (("defaults", []), ("`gx_every_batch=false`",
+                                                ["scoring.gx_every_batch=false"])):
+            runs = {}
+            for shape in ("many", "one"):
+                folder = work / f"small-{n}-{shape}-{len(extra)}"
+                incoming = folder / "incoming"
+                incoming.mkdir(parents=True)
+                if shape == "one":
+                    rows.to_parquet(incoming / "all.parquet", index=False)
+                else:
+                    arrow = pa.Table.from_pandas(rows, preserve_index=False)
+                    for i in range(n):
+                        pq.write_table(arrow.slice(i * args.small_rows, args.small_rows),
+                                       incoming / f"batch-{i:05d}.parquet")
+                overrides = [f"scoring.incoming_dir={incoming}",
+                             f"scoring.scored_dir={folder / 'scored'}",
+                             f"scoring.quarantine_dir={folder / 'quarantine'}", *extra]
+                print(f"scoring {n if shape == 'many' else 1} file(s) ({label}) ...",
+                      file=sys.stderr)
+                seconds, _, out = timed_score(root, overrides)
+                scored = len(list((folder / "scored").glob("*.parquet")))
+                expected = n if shape == "many" else 1
+                if scored != expected:
+                    sys.exit(f"expected {expected} scored files, found {scored}: {out[-2000:]}")
+                runs[shape] = seconds
+                shutil.rmtree(folder, ignore_errors=True)
+            per = (runs["many"] - runs["one"]) / max(n - 1, 1)
+            table.append(f"| {n:,} x {args.small_rows:,} | {label} | {runs['many']:.1f} | "
+                         f"{runs['one']:.1f} | {runs['many'] / runs['one']:.2f}x | "
+                         f"{per * 1000:.0f} ms |")
+    notes.append("")
+    notes.append(
+        "Each figure is one `anomaly score` subprocess, wall time from start to exit (Python and "
+        "TensorFlow start-up, alias resolution, every batch validated against the version's "
+        "suite, scored, written, recorded in the ledger; one MLflow run), local executor, "
+        f"`scoring.batches_per_task` as in params.yaml; {os.cpu_count()} CPU cores, no GPU. "
+        "Targets: many batches at most 2x one file for 400; 1,000 batches under 60 s."
+    )
+    return table + notes
+
+
+def run(args: argparse.Namespace, root: Path, work: Path) -> list[str]:
     from flows.config import configure_environment, load_params
     from flows.runtime import local_run_settings
 
-    root = ROOT if args.use_repo else train_project(work, args.epochs)
     configure_environment(root)
     scoring = work / "scoring"
     overrides = [
@@ -190,31 +298,36 @@ def run(args: argparse.Namespace, work: Path) -> list[str]:
     X.to_parquet(master, index=False)
     (scoring / "incoming").mkdir(parents=True, exist_ok=True)
 
-    def flow_once(tag: str, source: Path) -> tuple[float, dict]:
+    def flow_once(tag: str, source: Path, extra: tuple[str, ...] = ()) -> tuple[float, dict]:
         target = scoring / "incoming" / f"shuttle-{tag}.parquet"
         shutil.copy(source, target)
-        run_params = load_params(root / "params.yaml",
-                                 [*overrides, f"scoring.scored_dir={scoring / f'scored-{tag}'}"])
+        run_params = load_params(root / "params.yaml", [
+            *overrides, f"scoring.scored_dir={scoring / f'scored-{tag}'}", *extra])
         started = time.perf_counter()
         summary = scoring_flow(params=run_params, root=str(root))
         seconds = time.perf_counter() - started
         if [b.status for b in summary.batches] != ["scored"]:
             sys.exit(f"the flow did not score the batch: {summary.lines()}")
         shutil.rmtree(scoring / f"scored-{tag}", ignore_errors=True)  # 80 MB per run
-        return seconds, summary.batches[0].timings
+        return seconds, summary.batches[0].timings or {}
 
     small = work / "small.parquet"
     X.iloc[:5000].to_parquet(small, index=False)
     # The three paths are measured in rounds, one after the other, so that each round's ratio
     # compares runs made under the same load (these machines are noisy over minutes).
-    bare, compiled, pyfunc, flow_runs = [], [], [], []
+    bare, compiled, pyfunc, flow_runs, dask_runs = [], [], [], [], []
+    on_dask = ("scoring.executor=dask", "scoring.workers=2")
     with local_run_settings():  # as `anomaly score` runs it
         flow_once("warmup", small)
+        if args.dask:
+            flow_once("warmup-dask", small, on_dask)
         for i in range(args.repeats):
             bare.append(wall_seconds(lambda: network.predict(inputs, batch_size=8192, verbose=0)))
             compiled.append(wall_seconds(lambda: network.contributions(inputs)))
             pyfunc.append(wall_seconds(lambda: model.predict(frame)))
             flow_runs.append(flow_once(f"r{i}", master))
+            if args.dask:
+                dask_runs.append(flow_once(f"d{i}", master, on_dask)[0])
     flows_s = [s for s, _ in flow_runs]
     bare_s, compiled_s, pyfunc_s, flow_s = (
         statistics.median(v) for v in (bare, compiled, pyfunc, flows_s)
@@ -241,6 +354,10 @@ def run(args: argparse.Namespace, work: Path) -> list[str]:
                      bare_rate))
     table.append(row(f"scoring flow, Parquet -> Parquet (chunk_rows={chunk:,})", n, flow_s,
                      bare_rate))
+    if dask_runs:
+        dask_s = statistics.median(dask_runs)
+        table.append(row("the same flow with `scoring.executor=dask` on a 2-worker LocalCluster "
+                         "it starts (1 thread each)", n, dask_s, bare_rate))
     notes = [
         "",
         f"Model: {info.model_uri} ({'the repo registry' if args.use_repo else 'trained by `anomaly train` in a temporary project'}), "
@@ -252,6 +369,7 @@ def run(args: argparse.Namespace, work: Path) -> list[str]:
         + f" (median {statistics.median(ratios):.2f}x).",
         "Flow seconds per round: " + ", ".join(f"{s:.2f}" for s in flows_s)
         + "; bare predict: " + ", ".join(f"{s:.2f}" for s in bare) + ".",
+        *([dask_note(flows_s, dask_runs)] if dask_runs else []),
         "Inside the flow (median seconds): "
         + ", ".join(f"{k} {v:.2f}" for k, v in timings.items())
         + "; the rest is Prefect, the registry and the ledger.",
@@ -261,26 +379,8 @@ def run(args: argparse.Namespace, work: Path) -> list[str]:
         big = work / "big.parquet"
         print(f"writing a {args.big_rows:,}-row Parquet file ...", file=sys.stderr)
         write_big_parquet(base, big, args.big_rows)
-        big_scored = scoring / "scored-big"
-        wrapper = (
-            "import resource, subprocess, sys, time\n"
-            "t = time.perf_counter()\n"
-            "done = subprocess.run(sys.argv[1:], capture_output=True, text=True)\n"
-            "s = time.perf_counter() - t\n"
-            "print(done.returncode, s, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
-            "sys.stderr.write(done.stderr[-3000:] if done.returncode else '')\n"
-        )
-        cmd = [sys.executable, "-c", wrapper, str(BIN / "anomaly"), "score", str(big)]
-        for o in [*overrides, f"scoring.scored_dir={big_scored}"]:
-            cmd += ["--set", o]
-        done = subprocess.run(cmd, cwd=root, env=child_env(root), capture_output=True, text=True)
-        try:
-            code, seconds, maxrss_kb = done.stdout.split()[-3:]
-        except ValueError:
-            sys.exit(f"the 10M-row run failed: {done.stdout[-2000:]} {done.stderr[-3000:]}")
-        if code != "0":
-            sys.exit(f"`anomaly score` of the big file exited {code}: {done.stderr[-3000:]}")
-        peak_gb = int(maxrss_kb) / 1024 / 1024
+        seconds, peak_gb, _ = timed_score(
+            root, [*overrides, f"scoring.scored_dir={scoring / 'scored-big'}"], [big])
         rate = args.big_rows / float(seconds)
         notes.append(
             f"`anomaly score` of one {args.big_rows:,}-row Parquet file in a subprocess: "

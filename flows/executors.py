@@ -6,18 +6,38 @@
                distributed.LocalCluster of scoring.workers processes (1 thread each, bound to
                127.0.0.1) started for the run and closed after it
 
-The task code is the same for all of them (:func:`flows.scoring_worker.score_one`).
+The task code is the same for all of them (:func:`flows.scoring_worker.score_group`): one task
+scores a group of up to ``scoring.batches_per_task`` batches (:func:`batch_groups`).
 """
 
 from __future__ import annotations
 
+import math
 import os
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from flows.config.sections import ScoringParams
 
-__all__ = ["describe_executor", "task_runner", "tf_threads_per_worker"]
+__all__ = ["batch_groups", "describe_executor", "task_runner", "tf_threads_per_worker"]
+
+_T = TypeVar("_T")
+
+#: groups per worker at least, on processes and dask: a slow group does not leave a worker idle
+GROUPS_PER_WORKER = 2
+
+
+def batch_groups(batches: Sequence[_T], scoring: ScoringParams) -> list[list[_T]]:
+    """The run's batches in consecutive groups, one Prefect task each, in their order.
+
+    ``local``: groups of ``scoring.batches_per_task``. ``processes`` and ``dask``: smaller
+    when needed so that each of ``scoring.workers`` gets at least :data:`GROUPS_PER_WORKER`
+    groups (e.g. 40 batches, 2 workers, 16 per task: groups of 10)."""
+    size = scoring.batches_per_task
+    if scoring.executor != "local" and batches:
+        size = min(size, max(1, math.ceil(len(batches) / (GROUPS_PER_WORKER * scoring.workers))))
+    return [list(batches[i:i + size]) for i in range(0, len(batches), size)]
 
 
 def tf_threads_per_worker(scoring: ScoringParams) -> int | None:

@@ -3,7 +3,8 @@
     resolve models:/NAME@<scoring.alias>  (now, once, at the start of every run: a promotion
         made with `anomaly promote` or in the MLflow UI takes effect at the next run)
     -> recover what an interrupted run left behind
-    -> score each batch as a task (flows/scoring_worker.py; flows/steps/score/: ledger,
+    -> score the batches in groups of up to scoring.batches_per_task, one task per group, each
+       batch exactly once on its own (flows/scoring_worker.py; flows/steps/score/: ledger,
        quarantine, chunked Parquet output) on the task runner of scoring.executor
        (flows/executors.py): in this process, in worker processes or on a Dask cluster. Each
        worker loads that version's pyfunc and GX suite once, for all the batches it scores
@@ -38,10 +39,10 @@ from prefect.cache_policies import NO_CACHE
 from prefect.states import Completed
 
 from flows.config import Params, load_params, project_root
-from flows.executors import describe_executor, task_runner, tf_threads_per_worker
+from flows.executors import batch_groups, describe_executor, task_runner, tf_threads_per_worker
 from flows.io import display_path
 from flows.runtime import quiet_user_error_tracebacks, with_task_retries
-from flows.scoring_worker import ScoringJob, loaded, score_one
+from flows.scoring_worker import ScoringJob, failed_result, loaded, score_group
 from flows.steps import score as steps
 
 if TYPE_CHECKING:
@@ -74,10 +75,15 @@ def load_model(job: ScoringJob) -> None:
     loaded(job)
 
 
-@task(name="score-batch", cache_policy=NO_CACHE)
-def _score_batch(path: Path, job: ScoringJob) -> steps.BatchResult:
-    """One batch, on whichever worker the run's task runner picks (the same code for all)."""
-    return score_one(path, job)
+@task(name="score-batches", cache_policy=NO_CACHE)
+def _score_group(paths: list[Path], job: ScoringJob) -> list[steps.BatchResult]:
+    """A group of batches, on whichever worker the run's task runner picks (the same code for
+    all), each scored exactly once on its own."""
+    return score_group(paths, job)
+
+
+def _group_name(paths: list[Path]) -> str:
+    return f"score {paths[0].name}" + (f" (+{len(paths) - 1} more)" if len(paths) > 1 else "")
 
 
 def _is_sequence_model(info: VersionInfo) -> bool:
@@ -90,23 +96,24 @@ def _is_sequence_model(info: VersionInfo) -> bool:
 
 
 @flow(name="score-batches", validate_parameters=False)
-def _score_batches(
-    paths: list[Path], job: ScoringJob, in_order: bool
+def _score_groups(
+    groups: list[list[Path]], job: ScoringJob, in_order: bool
 ) -> list[steps.BatchResult]:
-    """The run's batches as tasks on the task runner this subflow was given (processes or
-    Dask): all at once, or one after the other for a time series (``in_order``)."""
+    """The run's groups of batches as tasks on the task runner this subflow was given
+    (processes or Dask): all at once, or one after the other for a time series
+    (``in_order``)."""
     results: list[steps.BatchResult] = []
     if in_order:
-        for path in paths:
-            future = _score_batch.with_options(task_run_name=f"score {path.name}").submit(path, job)
+        for paths in groups:
+            future = _score_group.with_options(task_run_name=_group_name(paths)).submit(paths, job)
             future.wait()
-            results.append(_batch_result(future.state, path, job.root, job.info.version))
+            results += _group_results(future.state, paths, job)
         return results
-    futures = [_score_batch.with_options(task_run_name=f"score {p.name}").submit(p, job)
-               for p in paths]
-    for path, future in zip(paths, futures, strict=True):
+    futures = [_score_group.with_options(task_run_name=_group_name(p)).submit(p, job)
+               for p in groups]
+    for paths, future in zip(groups, futures, strict=True):
         future.wait()
-        results.append(_batch_result(future.state, path, job.root, job.info.version))
+        results += _group_results(future.state, paths, job)
     return results
 
 
@@ -156,19 +163,13 @@ def log_summary(params: Params, root: Path, summary: steps.ScoringSummary) -> st
 
 
 # ------------------------------------------------------------------------------ the flow
-def _batch_result(state: Any, path: Path, project: Path, version: int) -> steps.BatchResult:
-    """The batch's result; a ``failed`` one (the batch stays in place) when its task failed."""
+def _group_results(state: Any, paths: list[Path], job: ScoringJob) -> list[steps.BatchResult]:
+    """The group's results; ``failed`` ones (the batches stay in place) when its task failed
+    as a whole (a worker lost, the model not loadable there)."""
     if state.is_completed():
         return state.result()
     exc = state.result(raise_on_failure=False)
-    reason = f"{type(exc).__name__}: {exc}" if isinstance(exc, BaseException) else str(exc)
-    return steps.BatchResult(
-        batch=path.name,
-        source=display_path(project, path) or str(path),
-        status="failed",
-        reason=reason,
-        model_version=version,
-    )
+    return [failed_result(path, job, exc) for path in paths]
 
 
 def _log_to_mlflow(
@@ -239,19 +240,21 @@ def scoring_flow(
     batches = explicit if explicit is not None else steps.discover_batches(dirs.incoming)
     if not batches:
         logger.info("no new batches in %s", dirs.incoming)
+    groups = batch_groups(batches, settings.scoring)
     runner = task_runner(settings.scoring) if batches else None
     if runner is None:  # local: in this process, one after the other (in order for a series)
         if batches:
             with_task_retries(load_model, settings.retries)(job)
         results = []
-        for path in batches:
-            state = _score_batch.with_options(task_run_name=f"score {path.name}")(
-                path, job, return_state=True)
-            results.append(_batch_result(state, path, project, info.version))
+        for paths in groups:
+            state = _score_group.with_options(task_run_name=_group_name(paths))(
+                paths, job, return_state=True)
+            results += _group_results(state, paths, job)
     else:
-        logger.info("scoring %d batch(es) %s", len(batches), describe_executor(settings.scoring))
-        results = _score_batches.with_options(task_runner=runner)(
-            batches, job, in_order=_is_sequence_model(info))
+        logger.info("scoring %d batch(es) in %d task(s) %s", len(batches), len(groups),
+                    describe_executor(settings.scoring))
+        results = _score_groups.with_options(task_runner=runner)(
+            groups, job, in_order=_is_sequence_model(info))
     for result in results:
         (logger.warning if result.status in ("quarantined", "failed") else logger.info)(
             result.line()

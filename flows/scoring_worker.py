@@ -31,7 +31,10 @@ if TYPE_CHECKING:
     from flows.config import Params
     from flows.registry import VersionInfo
 
-__all__ = ["ScoringJob", "limit_tf_threads", "loaded", "score_one", "worker_tf_threads"]
+__all__ = [
+    "ScoringJob", "failed_result", "limit_tf_threads", "loaded", "score_group", "score_one",
+    "worker_tf_threads",
+]
 
 _log = logging.getLogger(__name__)
 
@@ -147,10 +150,44 @@ def _load(job: ScoringJob) -> _Loaded:
                    state=steps.RunState.start(options.dirs), options=options)
 
 
-def score_one(path: str | Path, job: ScoringJob) -> steps.BatchResult:
-    """Score one batch file exactly once with the job's version (loaded once per process)."""
+def score_one(path: str | Path, job: ScoringJob, *, gx_first: bool = True) -> steps.BatchResult:
+    """Score one batch file exactly once with the job's version (loaded once per process).
+    ``gx_first``: see :func:`flows.steps.score.score_batch`."""
     held = loaded(job)
     with held.busy:
         return steps.score_batch(path, scorer=held.scorer, suite=held.suite,
                                  options=held.options, suite_path=held.suite_path,
-                                 state=held.state)
+                                 state=held.state, gx_first=gx_first)
+
+
+def failed_result(path: Path, job: ScoringJob, exc: BaseException | str) -> steps.BatchResult:
+    """A ``failed`` result: the batch stays where it is for the next run."""
+    from flows.io import display_path
+
+    reason = f"{type(exc).__name__}: {exc}" if isinstance(exc, BaseException) else str(exc)
+    return steps.BatchResult(
+        batch=path.name, source=display_path(job.root, path) or str(path), status="failed",
+        reason=reason, model_version=job.info.version,
+    )
+
+
+def score_group(paths: list[Path], job: ScoringJob) -> list[steps.BatchResult]:
+    """Score a group of batches one after the other, each exactly once on its own (claim,
+    validation, output, ledger entry), in one task. A batch that fails for a reason other than
+    its data is a ``failed`` result; the next batches are still scored.
+
+    With ``scoring.gx_every_batch`` off, GX validates the first chunk only of the group's first
+    batch that gets that far (scored or quarantined); the others go to GX when the quick check
+    does not pass them."""
+    every = job.params.scoring.gx_every_batch
+    results: list[steps.BatchResult] = []
+    gx_done = False
+    for path in paths:
+        try:
+            result = score_one(path, job, gx_first=every or not gx_done)
+        except Exception as exc:  # not the data's fault: this batch waits for the next run
+            _log.error("scoring %s failed: %s", path.name, exc, exc_info=True)
+            result = failed_result(path, job, exc)
+        gx_done = gx_done or result.status in ("scored", "quarantined")
+        results.append(result)
+    return results

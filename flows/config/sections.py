@@ -302,6 +302,8 @@ class ScoringParams(_Section):
     executor: Literal["local", "processes", "dask"] = "local"
     workers: Annotated[int, Field(ge=1, le=1024, strict=True)] = 2
     dask_address: NonEmptyStr | None = None
+    batches_per_task: Annotated[int, Field(ge=1, le=10_000, strict=True)] = 16
+    gx_every_batch: StrictBool = True
     ledger_url: NonEmptyStr | None = None
 
     @field_validator("dask_address")

@@ -294,6 +294,64 @@ def test_rows_far_outside_the_training_range_are_scored_marked_and_flagged(proje
     assert run.data.metrics["out_of_range_rows"] == len(far)
 
 
+def _gx_recorded(project, names) -> set[str]:
+    """Which of ``names`` (batch names) have a GX validation stored in the project's context."""
+    from flows.expectations.context import gx_context, gx_run_name
+
+    store = gx_context(project / "gx").validation_results_store
+    runs = {getattr(getattr(k, "run_id", None), "run_name", None) for k in store.list_keys()}
+    return {n for n in names if gx_run_name(n) in runs}
+
+
+def test_batches_scored_in_groups_with_gx_on_the_first_of_each_group_when_asked(
+    project, folders
+):
+    """``scoring.batches_per_task=3`` and ``scoring.gx_every_batch=false``: six batches in two
+    tasks, each scored once on its own (its output, its ledger entry); GX records the first
+    batch of each group and the batch the quick check does not pass (an inf: quarantined with
+    GX's reason); the others are checked by the quick check only, yet their out-of-range rows
+    are still counted. With the default ``gx_every_batch`` every batch is GX-validated."""
+    from anomaly_models import AnomalyDetector
+
+    train = pd.read_parquet(project / "data" / "processed" / "train.parquet")
+    batches = {f"grp{i}.parquet": good_rows(project, 300, seed=80 + i) for i in range(5)}
+    batches["grp1.parquet"].loc[7, "temp"] = 100 * float(train["temp"].abs().max())
+    bad = good_rows(project, 200, seed=90)
+    bad.loc[3, "pressure"] = np.inf
+    for name, frame in batches.items():
+        frame.to_parquet(folders["incoming"] / name, index=False)
+    bad.to_parquet(folders["incoming"] / "grp9-inf.parquet", index=False)
+
+    summary = score(project, folders, "scoring.batches_per_task=3",
+                    "scoring.gx_every_batch=false")
+
+    assert [(b.batch, b.status) for b in summary.batches] == [
+        *((n, "scored") for n in batches), ("grp9-inf.parquet", "quarantined")]
+    assert "'pressure'" in summary.quarantined[0].reason, summary.quarantined[0].reason
+    assert "must be finite" in summary.quarantined[0].reason, summary.quarantined[0].reason
+    detector = AnomalyDetector.load(project / "v1.keras")
+    for name, frame in batches.items():
+        out = pd.read_parquet(folders["scored"] / name)
+        expected = detector.score_frame(frame[FEATURES])
+        np.testing.assert_allclose(out["anomaly_score"], expected["anomaly_score"], rtol=1e-6)
+    entries = {e["batch"]: e for e in ledger(folders)["batches"].values()}
+    assert sorted(entries) == sorted(batches)
+    assert entries["grp1.parquet"]["out_of_range_rows"] == 1
+    assert entries["grp1.parquet"]["warnings"] == []  # GX did not see it: no warning lines
+    assert [q["batch"] for q in ledger(folders)["quarantined"]] == ["grp9-inf.parquet"]
+    assert _gx_recorded(project, [*batches, "grp9-inf.parquet"]) == {
+        "grp0.parquet", "grp3.parquet", "grp9-inf.parquet"}
+
+    # the default: GX validates (and records) every batch, groups or not
+    again = {f"grp-every{i}.parquet": good_rows(project, 100, seed=95 + i) for i in range(3)}
+    for name, frame in again.items():
+        frame.to_parquet(folders["incoming"] / name, index=False)
+    summary = score(project, folders, "scoring.batches_per_task=3")
+    assert [(b.batch, b.status) for b in summary.batches] == [(n, "scored") for n in again]
+    assert _gx_recorded(project, again) == set(again)
+    no_leftovers(folders)
+
+
 def test_missing_alias_fails_with_how_to_promote_and_touches_nothing(project, folders):
     from flows.registry import RegistryError
 

@@ -88,11 +88,14 @@ def score_batch(
     options: ScoringOptions,
     suite_path: str | Path | None = None,
     state: RunState | None = None,
+    gx_first: bool = True,
 ) -> BatchResult:
     """Score one batch file exactly once (see the module docstring for the protocol).
 
     ``suite_path``: where ``suite`` was read from (named in quarantine reports). ``state``: what
-    the run keeps between batches (:meth:`RunState.start` of its own when None).
+    the run keeps between batches (:meth:`RunState.start` of its own when None). ``gx_first``:
+    GX validates and records the first chunk even when the quick check passes it (False: only
+    a chunk the quick check does not pass goes to GX; ``scoring.gx_every_batch``).
 
     Returns a :class:`BatchResult` with status ``scored``, ``quarantined`` (bad data: the file and
     its report are in the quarantine folder) or ``skipped`` (already in the ledger, being scored
@@ -126,6 +129,7 @@ def score_batch(
                 stats = score_to_file(
                     path, tmp=job.tmp, output=job.output, sha=sha, scorer=scorer, suite=suite,
                     options=options, scored_at=scored_at, state=state, cursor=job.cursor,
+                    gx_first=gx_first,
                 )
         except BatchRejected as rejection:
             unlink_quietly(job.tmp)

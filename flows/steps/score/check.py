@@ -1,7 +1,10 @@
 """Checking each chunk before it is scored: its columns, then the model version's GX suite.
 
-The first chunk of a batch always goes through Great Expectations (its result is stored in the
-project's GX context with the batch name and row range: the batch's Data Docs entry). Later
+The first chunk of a batch goes through Great Expectations (its result is stored in the
+project's GX context with the batch name and row range: the batch's Data Docs entry); with
+``scoring.gx_every_batch: false`` only the first batch of each scoring task does, and the
+others' first chunks are treated like later chunks (many small batches: GX's fixed cost per
+call is most of a small batch's time). Later
 chunks are checked by :func:`~flows.expectations.quick_check`, which is milliseconds instead of
 GX's ~0.6 s, and go to GX only when it does not pass them, so a failing chunk is always judged and
 reported by GX. Only critical expectations (the data contract) reject a chunk; the quick check
@@ -143,7 +146,11 @@ def validate_chunk(
 class ChunkChecker:
     """:func:`validate_chunk` for the chunks of one batch, with the GX validation of the first
     chunk running in a thread of its own. Call :meth:`finish` before the scored file is renamed
-    into place, and :meth:`close` in the end (it waits for that thread)."""
+    into place, and :meth:`close` in the end (it waits for that thread).
+
+    ``gx_first=False``: the first chunk is treated like the later ones (GX only when the quick
+    check does not pass it): for the batches after the first of a task when
+    ``scoring.gx_every_batch`` is off."""
 
     def __init__(
         self,
@@ -154,8 +161,10 @@ class ChunkChecker:
         validator: Validator,
         batch: str,
         passthrough: Sequence[str] = (),
+        gx_first: bool = True,
     ) -> None:
         self.suite = suite
+        self.gx_first = gx_first
         self.features = list(features)
         self.dirs = dirs
         self.validator = validator
@@ -187,7 +196,8 @@ class ChunkChecker:
         running = validate_chunk(
             frame, self.suite, features=self.features, dirs=self.dirs, validator=self.validator,
             gx_name=gx_name,
-            rows=rows, passthrough=self.passthrough, first=first, background=self._pool,
+            rows=rows, passthrough=self.passthrough, first=first and self.gx_first,
+            background=self._pool,
         )
         if isinstance(running, Future):  # only ever the first chunk
             self._pending = running

@@ -197,11 +197,14 @@ def score_to_file(
     scored_at: datetime,
     state: RunState,
     cursor: SeriesCursor | None = None,
+    gx_first: bool = True,
 ) -> dict[str, Any]:
     """Validate, score and write ``path`` to ``tmp`` chunk by chunk, then rename it to ``output``.
 
     ``state``: the run's validator and garbage collector. ``cursor`` (sequence models) checks
-    the time order and carries the context between chunks.
+    the time order and carries the context between chunks. ``gx_first``: GX validates (and
+    records) the first chunk even when the quick check passes it
+    (:class:`~flows.steps.score.check.ChunkChecker`).
     Returns ``{"rows", "flagged", "chunks", "out_of_range_rows", "out_of_range": {feature:
     rows outside its training range}, "warnings": [GX's warning lines], "timings": {phase:
     seconds}}``.
@@ -218,7 +221,7 @@ def score_to_file(
     writer = ScoredFileWriter(tmp, output, sha=sha, batch=path.name, model_uri=scorer.model.uri)
     checker = ChunkChecker(suite, features=scorer.features, dirs=options.dirs,
                            validator=state.validator, batch=path.name,
-                           passthrough=options.passthrough_columns)
+                           passthrough=options.passthrough_columns, gx_first=gx_first)
     reader = ChunkReader(path, chunk_rows, normalize)
     with contextlib.closing(writer), contextlib.closing(checker), contextlib.closing(reader):
         loop.run(reader, checker, writer)

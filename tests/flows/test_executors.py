@@ -1,0 +1,50 @@
+"""flows.executors: how a run's batches are split into tasks, and the threads per worker."""
+
+from __future__ import annotations
+
+import pytest
+
+from flows.config.sections import ScoringParams
+from flows.executors import batch_groups, describe_executor, tf_threads_per_worker
+
+pytestmark = pytest.mark.timeout(30)
+
+
+def test_local_groups_are_consecutive_runs_of_batches_per_task_in_order():
+    names = [f"b{i:02d}" for i in range(10)]
+    groups = batch_groups(names, ScoringParams(batches_per_task=4))
+    assert groups == [names[0:4], names[4:8], names[8:10]]
+    assert batch_groups(names, ScoringParams(batches_per_task=1)) == [[n] for n in names]
+    assert batch_groups([], ScoringParams()) == []
+
+
+@pytest.mark.parametrize("executor", ["processes", "dask"])
+def test_workers_get_at_least_two_groups_each_when_there_are_batches_enough(executor):
+    names = list(range(40))
+    groups = batch_groups(names, ScoringParams(executor=executor, workers=2,
+                                               batches_per_task=16))
+    assert [len(g) for g in groups] == [10, 10, 10, 10]  # ceil(40 / (2 x 2))
+    assert [n for g in groups for n in g] == names
+    # fewer batches than 2 x workers: one batch per task
+    assert batch_groups(names[:3], ScoringParams(executor=executor, workers=2)) == [
+        [0], [1], [2]]
+    # many batches: batches_per_task caps the group
+    assert {len(g) for g in batch_groups(list(range(400)),
+                                        ScoringParams(executor=executor, workers=2))} == {16}
+
+
+def test_batches_per_task_and_gx_every_batch_are_checked():
+    with pytest.raises(ValueError, match="batches_per_task"):
+        ScoringParams(batches_per_task=0)
+    with pytest.raises(ValueError, match="gx_every_batch"):
+        ScoringParams(gx_every_batch="sometimes")
+
+
+def test_tf_threads_share_the_cores_among_the_workers_the_run_starts(monkeypatch):
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    assert tf_threads_per_worker(ScoringParams()) is None  # local: every core
+    assert tf_threads_per_worker(ScoringParams(executor="processes", workers=4)) == 2
+    assert tf_threads_per_worker(ScoringParams(executor="dask", workers=16)) == 1
+    existing = ScoringParams(executor="dask", dask_address="tcp://127.0.0.1:8786")
+    assert tf_threads_per_worker(existing) is None  # the cluster's workers size themselves
+    assert describe_executor(existing) == "on the Dask cluster at tcp://127.0.0.1:8786"
