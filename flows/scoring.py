@@ -75,7 +75,7 @@ def load_model(job: ScoringJob) -> None:
     loaded(job)
 
 
-@task(name="score-batches", cache_policy=NO_CACHE)
+@task(name="score-group", cache_policy=NO_CACHE)
 def _score_group(paths: list[Path], job: ScoringJob) -> list[steps.BatchResult]:
     """A group of batches, on whichever worker the run's task runner picks (the same code for
     all), each scored exactly once on its own."""
