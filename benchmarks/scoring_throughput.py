@@ -205,7 +205,6 @@ def small_batches(args: argparse.Namespace, root: Path, work: Path, counts: list
         "| batches x rows | settings | many batches s | one file s | ratio | per extra batch |",
         "|---|---|---|---|---|---|",
     ]
-    notes = []
     for n in counts:
         rows = sample_rows(base, n * args.small_rows, seed=n)
         for label, extra in (("defaults", []), ("`gx_every_batch=false`",
@@ -238,14 +237,14 @@ def small_batches(args: argparse.Namespace, root: Path, work: Path, counts: list
             table.append(f"| {n:,} x {args.small_rows:,} | {label} | {runs['many']:.1f} | "
                          f"{runs['one']:.1f} | {runs['many'] / runs['one']:.2f}x | "
                          f"{per * 1000:.0f} ms |")
-    notes.append("")
-    notes.append(
+    notes = [
+        "",
         "Each figure is one `anomaly score` subprocess, wall time from start to exit (Python and "
         "TensorFlow start-up, alias resolution, every batch validated against the version's "
         "suite, scored, written, recorded in the ledger; one MLflow run), local executor, "
         f"`scoring.batches_per_task` as in params.yaml; {os.cpu_count()} CPU cores, no GPU. "
-        "Targets: many batches at most 2x one file for 400; 1,000 batches under 60 s."
-    )
+        "Targets: many batches at most 2x one file for 400; 1,000 batches under 60 s.",
+    ]
     return table + notes
 
 

@@ -9,8 +9,9 @@ after it reuse them (:func:`loaded`). Before TensorFlow runs its first op in a w
 thread pools are sized (:func:`limit_tf_threads`) so that workers sharing a machine do not
 oversubscribe its cores.
 
-Every batch is still validated against the version's suite and recorded in the ledger by
-:func:`flows.steps.score.score_batch`, exactly once, whichever worker scores it.
+A task hands a worker a group of batches (:func:`score_group`); every batch is still validated
+against the version's suite and recorded in the ledger by :func:`flows.steps.score.score_batch`,
+exactly once, whichever worker scores it.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from flows.io import display_path
 from flows.steps import score as steps
 
 if TYPE_CHECKING:
@@ -162,8 +164,6 @@ def score_one(path: str | Path, job: ScoringJob, *, gx_first: bool = True) -> st
 
 def failed_result(path: Path, job: ScoringJob, exc: BaseException | str) -> steps.BatchResult:
     """A ``failed`` result: the batch stays where it is for the next run."""
-    from flows.io import display_path
-
     reason = f"{type(exc).__name__}: {exc}" if isinstance(exc, BaseException) else str(exc)
     return steps.BatchResult(
         batch=path.name, source=display_path(job.root, path) or str(path), status="failed",
