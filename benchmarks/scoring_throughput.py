@@ -26,7 +26,10 @@ subprocess and reports its wall time and peak memory (``resource.getrusage`` of 
 Times are medians of ``--repeats`` rounds after one warm-up; a round runs (a), (a'), (b), (c) one
 after the other, and the flow-over-bare ratio of each round is listed too. ``--dask`` adds
 (d): the same flow with ``scoring.executor=dask`` on a ``LocalCluster`` of 2 worker processes
-started by the run (its start is inside the time, as a user's run pays it). Prints a Markdown
+started by the run (its start is inside the time, as a user's run pays it), and (e): the same on
+an existing 2-worker ``LocalCluster`` passed by ``scoring.dask_address`` (started once before
+the rounds; its workers keep the model loaded between runs, as a team's long-lived cluster
+does). The 1M-row file is scored in parts of ``scoring.rows_per_task`` rows there. Prints a Markdown
 table; ``--write`` puts it into BENCHMARKS.md (section ``scoring-speed``).
 
 ``--small-batches N,...`` (section ``scoring-small-batches``): for each N, N Parquet files of
@@ -39,6 +42,7 @@ and with ``scoring.gx_every_batch=false``; each timed once (``--no-main`` skips 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import statistics
@@ -190,10 +194,10 @@ def timed_score(
     return float(seconds), int(maxrss_kb) / 1024 / 1024, done.stdout
 
 
-def dask_note(local_s: list[float], dask_s: list[float]) -> str:
+def dask_note(label: str, local_s: list[float], dask_s: list[float]) -> str:
     """Throughput of dask over local, round by round (the same rows, one after the other)."""
     ratios = [f / d for f, d in zip(local_s, dask_s, strict=True)]
-    return ("Dask over local, per round: " + ", ".join(f"{r:.2f}x" for r in ratios)
+    return (f"Dask ({label}) over local, per round: " + ", ".join(f"{r:.2f}x" for r in ratios)
             + f" (median {statistics.median(ratios):.2f}x; target >= 0.8x); dask seconds per "
             "round: " + ", ".join(f"{d:.2f}" for d in dask_s) + ".")
 
@@ -314,12 +318,19 @@ def run(args: argparse.Namespace, root: Path, work: Path) -> list[str]:
     X.iloc[:5000].to_parquet(small, index=False)
     # The three paths are measured in rounds, one after the other, so that each round's ratio
     # compares runs made under the same load (these machines are noisy over minutes).
-    bare, compiled, pyfunc, flow_runs, dask_runs = [], [], [], [], []
+    bare, compiled, pyfunc, flow_runs, dask_runs, address_runs = [], [], [], [], [], []
     on_dask = ("scoring.executor=dask", "scoring.workers=2")
-    with local_run_settings():  # as `anomaly score` runs it
+    with local_run_settings(), contextlib.ExitStack() as stack:  # as `anomaly score` runs it
         flow_once("warmup", small)
         if args.dask:
+            from distributed import LocalCluster
+
+            cluster = stack.enter_context(LocalCluster(
+                n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                dashboard_address=None))
+            on_address = ("scoring.executor=dask", f"scoring.dask_address={cluster.scheduler_address}")
             flow_once("warmup-dask", small, on_dask)
+            flow_once("warmup-address", master, on_address)  # the model loaded on both workers
         for i in range(args.repeats):
             bare.append(wall_seconds(lambda: network.predict(inputs, batch_size=8192, verbose=0)))
             compiled.append(wall_seconds(lambda: network.contributions(inputs)))
@@ -327,6 +338,7 @@ def run(args: argparse.Namespace, root: Path, work: Path) -> list[str]:
             flow_runs.append(flow_once(f"r{i}", master))
             if args.dask:
                 dask_runs.append(flow_once(f"d{i}", master, on_dask)[0])
+                address_runs.append(flow_once(f"e{i}", master, on_address)[0])
     flows_s = [s for s, _ in flow_runs]
     bare_s, compiled_s, pyfunc_s, flow_s = (
         statistics.median(v) for v in (bare, compiled, pyfunc, flows_s)
@@ -354,9 +366,13 @@ def run(args: argparse.Namespace, root: Path, work: Path) -> list[str]:
     table.append(row(f"scoring flow, Parquet -> Parquet (chunk_rows={chunk:,})", n, flow_s,
                      bare_rate))
     if dask_runs:
-        dask_s = statistics.median(dask_runs)
+        parts = params.scoring.rows_per_task
         table.append(row("the same flow with `scoring.executor=dask` on a 2-worker LocalCluster "
-                         "it starts (1 thread each)", n, dask_s, bare_rate))
+                         f"it starts (1 thread each; parts of {parts:,} rows)", n,
+                         statistics.median(dask_runs), bare_rate))
+        table.append(row("the same flow on an existing 2-worker LocalCluster "
+                         "(`scoring.dask_address`, workers warm)", n,
+                         statistics.median(address_runs), bare_rate))
     notes = [
         "",
         f"Model: {info.model_uri} ({'the repo registry' if args.use_repo else 'trained by `anomaly train` in a temporary project'}), "
@@ -368,7 +384,8 @@ def run(args: argparse.Namespace, root: Path, work: Path) -> list[str]:
         + f" (median {statistics.median(ratios):.2f}x).",
         "Flow seconds per round: " + ", ".join(f"{s:.2f}" for s in flows_s)
         + "; bare predict: " + ", ".join(f"{s:.2f}" for s in bare) + ".",
-        *([dask_note(flows_s, dask_runs)] if dask_runs else []),
+        *([dask_note("a cluster started by the run", flows_s, dask_runs),
+           dask_note("an existing cluster", flows_s, address_runs)] if dask_runs else []),
         "Inside the flow (median seconds): "
         + ", ".join(f"{k} {v:.2f}" for k, v in timings.items())
         + "; the rest is Prefect, the registry and the ledger.",

@@ -7,7 +7,9 @@
                127.0.0.1) started for the run and closed after it
 
 The task code is the same for all of them (:func:`flows.scoring_worker.score_group`): one task
-scores a group of up to ``scoring.batches_per_task`` batches (:func:`batch_groups`).
+scores a group of up to ``scoring.batches_per_task`` batches (:func:`batch_groups`). On
+``processes`` and ``dask`` a Parquet batch of more than ``scoring.rows_per_task`` rows is scored
+in parts instead, one task per row range (:func:`batch_spans`).
 """
 
 from __future__ import annotations
@@ -15,12 +17,15 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from flows.config.sections import ScoringParams
 
-__all__ = ["batch_groups", "describe_executor", "task_runner", "tf_threads_per_worker"]
+__all__ = [
+    "batch_groups", "batch_spans", "describe_executor", "task_runner", "tf_threads_per_worker",
+]
 
 _T = TypeVar("_T")
 
@@ -38,6 +43,22 @@ def batch_groups(batches: Sequence[_T], scoring: ScoringParams) -> list[list[_T]
     if scoring.executor != "local" and batches:
         size = min(size, max(1, math.ceil(len(batches) / (GROUPS_PER_WORKER * scoring.workers))))
     return [list(batches[i:i + size]) for i in range(0, len(batches), size)]
+
+
+def batch_spans(
+    path: Path, scoring: ScoringParams, *, sequence: bool
+) -> list[tuple[int, int]] | None:
+    """The row ranges a batch is scored in, one task each, or None (in one piece, within a
+    group): ``processes`` and ``dask`` split a Parquet batch of more than
+    ``scoring.rows_per_task`` rows into parts of about that size, at least
+    :data:`GROUPS_PER_WORKER` per worker (:func:`flows.steps.score.part_spans`). Never
+    ``local`` (one process gains nothing) nor a sequence model (a point's score needs the
+    points before it)."""
+    if scoring.executor == "local" or sequence:
+        return None
+    from flows.steps.score import part_spans
+
+    return part_spans(path, scoring.rows_per_task, min_parts=GROUPS_PER_WORKER * scoring.workers)
 
 
 def tf_threads_per_worker(scoring: ScoringParams) -> int | None:

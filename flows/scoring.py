@@ -39,10 +39,22 @@ from prefect.cache_policies import NO_CACHE
 from prefect.states import Completed
 
 from flows.config import Params, load_params, project_root
-from flows.executors import batch_groups, describe_executor, task_runner, tf_threads_per_worker
+from flows.executors import (
+    batch_groups,
+    batch_spans,
+    describe_executor,
+    task_runner,
+    tf_threads_per_worker,
+)
 from flows.io import display_path
 from flows.runtime import quiet_user_error_tracebacks, with_task_retries
-from flows.scoring_worker import ScoringJob, failed_result, loaded, score_group
+from flows.scoring_worker import (
+    ScoringJob,
+    failed_result,
+    loaded,
+    score_batch_part,
+    score_group,
+)
 from flows.steps import score as steps
 
 if TYPE_CHECKING:
@@ -75,6 +87,12 @@ def load_model(job: ScoringJob) -> None:
     loaded(job)
 
 
+@task(name="score-part", cache_policy=NO_CACHE)
+def _score_part(part: steps.BatchPart, job: ScoringJob) -> steps.PartResult:
+    """One row range of a large batch the flow claimed (the same code on every worker)."""
+    return score_batch_part(part, job)
+
+
 @task(name="score-group", cache_policy=NO_CACHE)
 def _score_group(paths: list[Path], job: ScoringJob) -> list[steps.BatchResult]:
     """A group of batches, on whichever worker the run's task runner picks (the same code for
@@ -97,11 +115,15 @@ def _is_sequence_model(info: VersionInfo) -> bool:
 
 @flow(name="score-batches", validate_parameters=False)
 def _score_groups(
-    groups: list[list[Path]], job: ScoringJob, in_order: bool
+    groups: list[list[Path]],
+    job: ScoringJob,
+    in_order: bool,
+    split: dict[Path, list[tuple[int, int]]] | None = None,
 ) -> list[steps.BatchResult]:
     """The run's groups of batches as tasks on the task runner this subflow was given
     (processes or Dask): all at once, or one after the other for a time series
-    (``in_order``)."""
+    (``in_order``). Then each batch of ``split`` (path -> row ranges), claimed here, its parts
+    scored as tasks on the workers, recorded here."""
     results: list[steps.BatchResult] = []
     if in_order:
         for paths in groups:
@@ -111,10 +133,51 @@ def _score_groups(
         return results
     futures = [_score_group.with_options(task_run_name=_group_name(p)).submit(p, job)
                for p in groups]
+    for path, spans in (split or {}).items():  # queued behind the groups on the workers
+        results.append(_score_in_parts(path, spans, job))
     for paths, future in zip(groups, futures, strict=True):
         future.wait()
         results += _group_results(future.state, paths, job)
     return results
+
+
+class PartFailed(RuntimeError):
+    """A part of a batch scored in parts failed for a reason other than its data."""
+
+
+def _score_in_parts(path: Path, spans: list[tuple[int, int]], job: ScoringJob) -> steps.BatchResult:
+    """One large batch, exactly once: claimed and recorded in this process, its row ranges
+    scored as ``score-part`` tasks on the run's task runner."""
+    from flows.registry import suite_cache_path
+    from flows.registry.scorer import model_ref
+
+    def on_workers(parts: list[steps.BatchPart]) -> list[steps.PartResult]:
+        futures = [
+            _score_part.with_options(
+                task_run_name=f"score {path.name} rows {p.start:,}-{p.stop - 1:,}"
+            ).submit(p, job)
+            for p in parts
+        ]
+        for future in futures:  # every part ends before the parts' files are cleaned up
+            future.wait()
+        for part, future in zip(parts, futures, strict=True):
+            if not future.state.is_completed():
+                raise PartFailed(
+                    f"part {part.index + 1} of {part.count} (rows {part.start:,}-"
+                    f"{part.stop - 1:,}) failed: {future.state.result(raise_on_failure=False)}"
+                )
+        return [future.state.result() for future in futures]
+
+    params, root, info = job.params, job.root, job.info
+    try:
+        return steps.score_batch_in_parts(
+            path, spans=spans, model=model_ref(info),
+            options=steps.ScoringOptions.from_params(params, root), score_parts=on_workers,
+            suite_path=suite_cache_path(params, root, info.version),
+        )
+    except Exception as exc:  # not the data's fault: the batch waits for the next run
+        _log.error("scoring %s in parts failed: %s", path.name, exc, exc_info=True)
+        return failed_result(path, job, exc)
 
 
 @task(name="log-to-mlflow", cache_policy=NO_CACHE)
@@ -240,8 +303,13 @@ def scoring_flow(
     batches = explicit if explicit is not None else steps.discover_batches(dirs.incoming)
     if not batches:
         logger.info("no new batches in %s", dirs.incoming)
-    groups = batch_groups(batches, settings.scoring)
     runner = task_runner(settings.scoring) if batches else None
+    in_order = runner is not None and _is_sequence_model(info)
+    split = {} if runner is None else {
+        path: spans for path in batches
+        if (spans := batch_spans(path, settings.scoring, sequence=in_order))
+    }
+    groups = batch_groups([b for b in batches if b not in split], settings.scoring)
     if runner is None:  # local: in this process, one after the other (in order for a series)
         if batches:
             with_task_retries(load_model, settings.retries)(job)
@@ -251,10 +319,14 @@ def scoring_flow(
                 paths, job, return_state=True)
             results += _group_results(state, paths, job)
     else:
-        logger.info("scoring %d batch(es) in %d task(s) %s", len(batches), len(groups),
-                    describe_executor(settings.scoring))
-        results = _score_groups.with_options(task_runner=runner)(
-            groups, job, in_order=_is_sequence_model(info))
+        logger.info(
+            "scoring %d batch(es) in %d task(s)%s %s", len(batches) - len(split), len(groups),
+            "".join(f", {p.name} in {len(s)} parts" for p, s in split.items()),
+            describe_executor(settings.scoring))
+        done = _score_groups.with_options(task_runner=runner)(groups, job, in_order, split)
+        # the results in the batches' order (the split ones were scored after the groups)
+        order = {display_path(project, p) or str(p): i for i, p in enumerate(batches)}
+        results = sorted(done, key=lambda r: order.get(r.source, len(order)))
     for result in results:
         (logger.warning if result.status in ("quarantined", "failed") else logger.info)(
             result.line()

@@ -11,7 +11,8 @@ oversubscribe its cores.
 
 A task hands a worker a group of batches (:func:`score_group`); every batch is still validated
 against the version's suite and recorded in the ledger by :func:`flows.steps.score.score_batch`,
-exactly once, whichever worker scores it.
+exactly once, whichever worker scores it. A large Parquet batch is claimed and recorded by the
+flow and its row ranges scored by the workers (:func:`score_batch_part`).
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ if TYPE_CHECKING:
     from flows.registry import VersionInfo
 
 __all__ = [
-    "ScoringJob", "failed_result", "limit_tf_threads", "loaded", "score_group", "score_one",
-    "worker_tf_threads",
+    "ScoringJob", "failed_result", "limit_tf_threads", "loaded", "score_batch_part", "score_group",
+    "score_one", "worker_tf_threads",
 ]
 
 _log = logging.getLogger(__name__)
@@ -160,6 +161,16 @@ def score_one(path: str | Path, job: ScoringJob, *, gx_first: bool = True) -> st
         return steps.score_batch(path, scorer=held.scorer, suite=held.suite,
                                  options=held.options, suite_path=held.suite_path,
                                  state=held.state, gx_first=gx_first)
+
+
+def score_batch_part(part: steps.BatchPart, job: ScoringJob) -> steps.PartResult:
+    """Score one part of a large batch that the flow claimed and split
+    (:func:`flows.steps.score.score_batch_in_parts`): its rows only, into the part's own file.
+    GX validates the first chunk of the first part, as it would the batch's first chunk."""
+    held = loaded(job)
+    with held.busy:
+        return steps.score_part(part, scorer=held.scorer, suite=held.suite,
+                                options=held.options, state=held.state, gx_first=part.index == 0)
 
 
 def failed_result(path: Path, job: ScoringJob, exc: BaseException | str) -> steps.BatchResult:

@@ -303,6 +303,7 @@ class ScoringParams(_Section):
     workers: Annotated[int, Field(ge=1, le=1024, strict=True)] = 2
     dask_address: NonEmptyStr | None = None
     batches_per_task: Annotated[int, Field(ge=1, le=10_000, strict=True)] = 16
+    rows_per_task: Annotated[int, Field(ge=1_000, strict=True)] = 250_000
     gx_every_batch: StrictBool = True
     ledger_url: NonEmptyStr | None = None
 

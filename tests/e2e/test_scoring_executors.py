@@ -106,6 +106,48 @@ def test_an_executor_scores_like_local_once_per_batch(project, tmp_path, executo
     assert len(Ledger(other["scored"]).read()["batches"]) == 4
 
 
+def test_a_large_parquet_batch_is_scored_in_parts_on_the_workers_like_local(
+    project, tmp_path, dask_address  # noqa: F811 (the module fixture)
+):
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    local, other = _folders(tmp_path / "local"), _folders(tmp_path / "dask")
+    big = good_rows(project, 6000, seed=90)
+    bad = good_rows(project, 6000, seed=91)
+    bad.loc[5100, "flow"] = np.inf  # in the last of the parts
+    for folders in (local, other):
+        for name, frame in (("big", big), ("bad", bad)):
+            pq.write_table(pa.Table.from_pandas(frame, preserve_index=False),
+                           folders["incoming"] / f"{name}.parquet", row_group_size=500)
+        good_rows(project, 300, seed=92).to_csv(folders["incoming"] / "small.csv", index=False)
+    extra = ["scoring.executor=dask", f"scoring.dask_address={dask_address}",
+             "scoring.rows_per_task=1000", "scoring.chunk_rows=400"]
+
+    expected = score(project, local, "scoring.chunk_rows=400")
+    got = score(project, other, *extra)
+
+    assert [(b.batch, b.status) for b in got.batches] == [
+        (b.batch, b.status) for b in expected.batches] == [
+        ("bad.parquet", "quarantined"), ("big.parquet", "scored"), ("small.csv", "scored")]
+    assert got.quarantined[0].reason == expected.quarantined[0].reason
+    assert "flow" in got.quarantined[0].reason
+    assert got.scored[0].notes == ["scored in 6 parts"] and expected.scored[0].notes == []
+    for name in ("big.parquet", "small.parquet"):
+        a = pd.read_parquet(local["scored"] / name).drop(columns="scored_at")
+        b = pd.read_parquet(other["scored"] / name).drop(columns="scored_at")
+        pd.testing.assert_frame_equal(b, a, rtol=1e-6, atol=1e-6)
+    entries = {e["batch"]: e for e in Ledger(other["scored"]).read()["batches"].values()}
+    assert (entries["big.parquet"]["parts"], entries["small.csv"]["parts"]) == (6, 1)
+    assert entries["big.parquet"]["rows"] == 6000
+    assert scored_files(other) == ["big.parquet", "small.parquet"]
+    assert not list(other["scored"].rglob("*.tmp"))
+    assert sorted(p.name for p in other["quarantine"].glob("*.parquet")) == ["bad.parquet"]
+    # the inputs were archived: a rerun finds nothing
+    assert score(project, other, *extra).batches == []
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

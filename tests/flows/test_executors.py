@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from flows.config.sections import ScoringParams
-from flows.executors import batch_groups, describe_executor, tf_threads_per_worker
+from flows.executors import batch_groups, batch_spans, describe_executor, tf_threads_per_worker
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -48,3 +48,22 @@ def test_tf_threads_share_the_cores_among_the_workers_the_run_starts(monkeypatch
     existing = ScoringParams(executor="dask", dask_address="tcp://127.0.0.1:8786")
     assert tf_threads_per_worker(existing) is None  # the cluster's workers size themselves
     assert describe_executor(existing) == "on the Dask cluster at tcp://127.0.0.1:8786"
+
+
+def test_large_parquet_batches_are_split_on_processes_and_dask_only(tmp_path):
+    import pandas as pd
+
+    path = tmp_path / "big.parquet"
+    pd.DataFrame({"x": range(3000)}).to_parquet(path, index=False)
+    dask = ScoringParams(executor="dask", workers=3, rows_per_task=1000)
+
+    assert batch_spans(path, dask, sequence=False) == [
+        (0, 500), (500, 1000), (1000, 1500), (1500, 2000), (2000, 2500), (2500, 3000)]  # 2 x 3
+    assert batch_spans(path, ScoringParams(executor="processes", workers=1, rows_per_task=1000),
+                       sequence=False) == [(0, 1000), (1000, 2000), (2000, 3000)]
+    assert batch_spans(path, ScoringParams(rows_per_task=1000), sequence=False) is None  # local
+    assert batch_spans(path, dask, sequence=True) is None  # a time series: one piece, in order
+    assert batch_spans(path, ScoringParams(executor="dask", rows_per_task=3000),
+                       sequence=False) is None
+    with pytest.raises(ValueError, match="rows_per_task"):
+        ScoringParams(rows_per_task=10)

@@ -33,7 +33,9 @@ Modules, in the order a batch meets them:
     batches     which files are batches, their names, the per-batch claim
     ledger      the ledger (SQLAlchemy), its transactions and claims; exclusive_lock
     ledger_db   the ledger's tables and what differs between SQLite and PostgreSQL
-    batch       score_batch: claim -> chunk loop -> record scored or quarantined; recover
+    batch       score_batch: claim -> chunk loop -> record scored or quarantined; recover;
+                score_batch_in_parts: the same for a large Parquet batch split over workers
+    parts       the row ranges of a batch scored in parts, and their merge
     loop        the chunk loop: read -> check -> score -> write, with three helper threads
     chunks      reading a batch in chunks (CSV, compressed CSV, Parquet)
     check       per-chunk validation (columns, quick check, GX) and the failures' rank
@@ -78,7 +80,7 @@ cast is quarantined with that message.
 """
 
 from flows.layout import ScoringDirs
-from flows.steps.score.batch import recover, score_batch
+from flows.steps.score.batch import PartsScorer, recover, score_batch, score_batch_in_parts
 from flows.steps.score.batches import discover_batches, expand_paths, free_path
 from flows.steps.score.check import ChunkChecker, check_not_scored, failure_rank, validate_chunk
 from flows.steps.score.chunks import ChunkReader, iter_chunks, rechunk
@@ -95,6 +97,7 @@ from flows.steps.score.loop import SEQUENCE_CHUNK_FACTOR, score_to_file
 from flows.steps.score.memory import GC_EVERY_ROWS, GarbageCollector
 from flows.steps.score.options import ScoringOptions
 from flows.steps.score.output import META_SHA, MODEL_COLUMNS, ScoredFileWriter, output_sha
+from flows.steps.score.parts import BatchPart, PartResult, part_spans, score_part
 from flows.steps.score.quarantine import quarantine
 from flows.steps.score.ranges import OUT_OF_RANGE, RangeCounter
 from flows.steps.score.results import STATUSES, BatchRejected, BatchResult, ScoringSummary
@@ -111,6 +114,7 @@ __all__ = [
     "SCORE_COLUMNS",
     "SEQUENCE_CHUNK_FACTOR",
     "STATUSES",
+    "BatchPart",
     "BatchRejected",
     "BatchResult",
     "BatchScorer",
@@ -122,6 +126,8 @@ __all__ = [
     "LedgerTxn",
     "LedgerUnavailable",
     "ModelRef",
+    "PartResult",
+    "PartsScorer",
     "RangeCounter",
     "RunState",
     "ScoredFileWriter",
@@ -141,10 +147,13 @@ __all__ = [
     "iso_time",
     "iter_chunks",
     "output_sha",
+    "part_spans",
     "quarantine",
     "recover",
     "rechunk",
     "score_batch",
+    "score_batch_in_parts",
+    "score_part",
     "score_to_file",
     "timestamps_of",
     "validate_chunk",

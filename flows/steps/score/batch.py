@@ -23,6 +23,7 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -34,6 +35,7 @@ from flows.steps.score.batches import free_path, output_name
 from flows.steps.score.ledger import Ledger, LedgerTxn, iso_time, now
 from flows.steps.score.loop import score_to_file
 from flows.steps.score.options import ScoringOptions
+from flows.steps.score.parts import BatchPart, PartResult, combine_stats, merge_parts
 from flows.steps.score.quarantine import quarantine
 from flows.steps.score.results import BatchRejected, BatchResult
 from flows.steps.score.scorer import BatchScorer, ModelRef
@@ -43,7 +45,7 @@ from flows.steps.score.state import RunState
 if TYPE_CHECKING:
     import great_expectations as gx
 
-__all__ = ["recover", "score_batch"]
+__all__ = ["PartsScorer", "recover", "score_batch", "score_batch_in_parts"]
 
 _log = logging.getLogger(__package__)  # "flows.steps.score", as before the package split
 
@@ -102,9 +104,80 @@ def score_batch(
     by another run, or gone). Raises only for failures that are not the data's fault (disk full,
     a bug, GX failing); the batch then stays where it was for the next run.
     """
+
+    def produce(job: _Job, scored_at: datetime) -> dict[str, Any]:
+        run_state = state or RunState.start(options.dirs)
+        with run_state.collector.frozen():
+            return score_to_file(
+                job.path, tmp=job.tmp, output=job.output, sha=job.sha, scorer=scorer,
+                suite=suite, options=options, scored_at=scored_at, state=run_state,
+                cursor=job.cursor, gx_first=gx_first,
+            )
+
+    return _score_once(path, model=scorer.model, scorer=scorer, options=options,
+                       suite_path=suite_path, produce=produce)
+
+
+#: Scores the parts of a claimed batch (on workers) and returns their results in row order
+PartsScorer = Callable[[list[BatchPart]], list[PartResult]]
+
+
+def score_batch_in_parts(
+    path: str | Path,
+    *,
+    spans: list[tuple[int, int]],
+    model: ModelRef,
+    options: ScoringOptions,
+    score_parts: PartsScorer,
+    suite_path: str | Path | None = None,
+) -> BatchResult:
+    """Score one large Parquet batch exactly once, in parts (:mod:`flows.steps.score.parts`):
+    claimed here, its row ranges ``spans`` scored by ``score_parts`` (e.g. on Dask workers),
+    their files merged into the batch's scored file, the batch recorded here. A rejected part
+    quarantines the batch; a part that fails raises (the batch stays for the next run), as in
+    :func:`score_batch`, whose result this returns. Not for sequence models (their points need
+    the points before them)."""
+
+    def produce(job: _Job, scored_at: datetime) -> dict[str, Any]:
+        parts = [
+            BatchPart(source=job.path, sha=job.sha, index=i, count=len(spans), start=start,
+                      stop=stop, tmp=options.dirs.partial_output(f"{job.output.name}.part-{i:04d}"),
+                      scored_at=scored_at)
+            for i, (start, stop) in enumerate(spans)
+        ]
+        try:
+            results = score_parts(parts)
+            rejected = [r.rejection for r in results if r.rejection is not None]
+            if rejected:
+                raise rejected[0]
+            stats = combine_stats([r.stats for r in results if r.stats is not None])
+            merging = merge_parts(parts, tmp=job.tmp, output=job.output, batch=job.path.name,
+                                  model_uri=model.uri)
+            stats["timings"]["write"] = round(stats["timings"].get("write", 0.0) + merging, 4)
+            stats["parts"] = len(parts)
+            return stats
+        finally:
+            for part in parts:
+                unlink_quietly(part.tmp)
+
+    return _score_once(path, model=model, scorer=None, options=options, suite_path=suite_path,
+                       produce=produce)
+
+
+def _score_once(
+    path: str | Path,
+    *,
+    model: ModelRef,
+    scorer: BatchScorer | None,
+    options: ScoringOptions,
+    suite_path: str | Path | None,
+    produce: Callable[[_Job, datetime], dict[str, Any]],
+) -> BatchResult:
+    """The exactly-once protocol around ``produce`` (which writes ``job.output`` and returns
+    the batch's counts, or raises :class:`BatchRejected`)."""
     path = Path(path).expanduser().resolve()
     dirs = options.dirs
-    result = _Results(path, dirs, scorer.model.version)
+    result = _Results(path, dirs, model.version)
     try:
         sha, size = file_sha256(path), path.stat().st_size
     except FileNotFoundError:
@@ -123,18 +196,12 @@ def score_batch(
             settled = True
             return job
         scored_at = now()
-        state = state or RunState.start(dirs)
         try:
-            with state.collector.frozen():
-                stats = score_to_file(
-                    path, tmp=job.tmp, output=job.output, sha=sha, scorer=scorer, suite=suite,
-                    options=options, scored_at=scored_at, state=state, cursor=job.cursor,
-                    gx_first=gx_first,
-                )
+            stats = produce(job, scored_at)
         except BatchRejected as rejection:
             unlink_quietly(job.tmp)
             quarantined = _record_quarantined(
-                ledger, job, rejection, scorer.model, dirs, suite_path, result)
+                ledger, job, rejection, model, dirs, suite_path, result)
             settled = True
             return quarantined
         except BaseException:
@@ -143,7 +210,7 @@ def score_batch(
                 txn.release(sha)
             settled = True
             raise
-        scored = _record_scored(ledger, job, stats, scorer.model, dirs, scored_at, result)
+        scored = _record_scored(ledger, job, stats, model, dirs, scored_at, result)
         settled = True
         return scored
     finally:
@@ -152,7 +219,7 @@ def score_batch(
 
 def _claim_in_ledger(
     ledger: Ledger,
-    path: Path, sha: str, size: int, scorer: BatchScorer, options: ScoringOptions,
+    path: Path, sha: str, size: int, scorer: BatchScorer | None, options: ScoringOptions,
     result: _Results,
 ) -> _Job | BatchResult:
     """Under the ledger lock: a skipped result for a batch already scored (its input archived)
@@ -196,10 +263,11 @@ def _claim_in_ledger(
 
 
 def _cursor(
-    txn: LedgerTxn, path: Path, scorer: BatchScorer, options: ScoringOptions
+    txn: LedgerTxn, path: Path, scorer: BatchScorer | None, options: ScoringOptions
 ) -> SeriesCursor | None:
-    """For a sequence model: the cursor that continues the stream kept in the ledger."""
-    if not scorer.is_sequence:
+    """For a sequence model: the cursor that continues the stream kept in the ledger (None
+    without a scorer: a batch scored in parts, never by a sequence model)."""
+    if scorer is None or not scorer.is_sequence:
         return None
     kept = txn.stream()
     return SeriesCursor(
@@ -264,6 +332,8 @@ def _record_scored(
     archived = free_path(dirs.done, path.name, sha) if dirs.in_incoming(path) else None
     tail = cursor.finish() if cursor is not None else None
     notes = list(cursor.notes) if cursor is not None else []
+    if stats.get("parts"):
+        notes.append(f"scored in {stats['parts']} parts")
     series = {} if cursor is None else {
         "context_from": cursor.start.batch if cursor.continues else None, "notes": notes,
     }
@@ -288,6 +358,7 @@ def _record_scored(
             "out_of_range_rows": stats["out_of_range_rows"],
             "out_of_range": stats["out_of_range"],
             "warnings": stats["warnings"],
+            "parts": stats.get("parts", 1),
             "seconds": result.seconds(),
             "scored_by": {"host": socket.gethostname(), "pid": os.getpid()},
             **series,

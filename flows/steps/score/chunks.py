@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 from flows.io import first_line, suffixes_text, table_kind, table_stem
 from flows.steps.score.results import BatchRejected
 
-__all__ = ["ChunkReader", "iter_chunks", "rechunk"]
+__all__ = ["ChunkReader", "iter_chunks", "rechunk", "row_group_starts"]
 
 Normalize = Callable[[pd.DataFrame], pd.DataFrame]
 
@@ -118,7 +118,15 @@ def _csv_tables(path: Path, rows: int, normalize: Normalize | None) -> Iterator[
             yield pa.Table.from_pandas(frame, preserve_index=False).replace_schema_metadata(None)
 
 
-def _parquet_tables(path: Path, rows: int) -> Iterator[pa.Table]:
+def row_group_starts(metadata: pq.FileMetaData) -> list[int]:
+    """The first row of each row group of a Parquet file, and its number of rows at the end."""
+    starts = [0]
+    for i in range(metadata.num_row_groups):
+        starts.append(starts[-1] + metadata.row_group(i).num_rows)
+    return starts
+
+
+def _parquet_tables(path: Path, rows: int, span: tuple[int, int] | None) -> Iterator[pa.Table]:
     try:
         pf = pq.ParquetFile(path)
     except Exception as exc:
@@ -128,9 +136,15 @@ def _parquet_tables(path: Path, rows: int) -> Iterator[pa.Table]:
     with pf:
         if pf.metadata.num_rows == 0:
             raise BatchRejected(f"empty file (0 rows): {path.name}", stage="read")
-        seen = 0
-        batches = pf.iter_batches(batch_size=rows)
-        while True:
+        start, stop = span or (0, pf.metadata.num_rows)
+        # only the row groups that hold rows of the span are read; rows of the first one
+        # before the span are decoded and dropped
+        starts = row_group_starts(pf.metadata)
+        groups = [i for i in range(pf.metadata.num_row_groups)
+                  if starts[i] < stop and starts[i + 1] > start]
+        seen = starts[groups[0]] if groups else stop
+        batches = pf.iter_batches(batch_size=rows, row_groups=groups)
+        while seen < stop:
             try:
                 batch = next(batches)
             except StopIteration:
@@ -140,17 +154,26 @@ def _parquet_tables(path: Path, rows: int) -> Iterator[pa.Table]:
                     f"cannot read {path.name} as Parquet after row {seen:,}: {first_line(exc)}",
                     stage="read",
                 ) from exc
+            first = seen
             seen += batch.num_rows
+            if seen <= start:
+                continue
+            batch = batch.slice(max(0, start - first), min(seen, stop) - max(first, start))
             yield pa.Table.from_batches([batch]).replace_schema_metadata(None)
 
 
 def iter_chunks(
-    path: str | Path, chunk_rows: int, normalize: Normalize | None = None
+    path: str | Path,
+    chunk_rows: int,
+    normalize: Normalize | None = None,
+    span: tuple[int, int] | None = None,
 ) -> Iterator[pa.Table]:
     """The rows of a CSV or Parquet batch as Arrow tables of ``chunk_rows`` rows (the last one up
     to 1.5 x ``chunk_rows``); never the whole file in memory.
 
     ``normalize`` is applied to each CSV chunk (as a DataFrame) before it becomes a table.
+    ``span``: only rows ``start`` to ``stop - 1`` of a Parquet batch (one part of it,
+    :mod:`flows.steps.score.parts`); None: all of them.
 
     Raises:
         BatchRejected: missing, empty, unreadable or corrupt file (stage ``read``).
@@ -169,9 +192,11 @@ def iter_chunks(
         raise BatchRejected(f"file not found: {path}", stage="read") from exc
     if size == 0:
         raise BatchRejected(f"empty file (0 bytes): {path.name}", stage="read")
+    if span is not None and kind == "csv":
+        raise ValueError("only Parquet batches are read in parts (span)")
     pieces = (
         _csv_tables(path, chunk_rows, normalize) if kind == "csv"
-        else _parquet_tables(path, chunk_rows)
+        else _parquet_tables(path, chunk_rows, span)
     )
     emitted = 0
     for chunk in rechunk(pieces, chunk_rows):
@@ -224,9 +249,16 @@ class ChunkReader:
     the chunk after them being read in a thread meanwhile. :meth:`close` stops the reading and
     ends the thread."""
 
-    def __init__(self, path: Path, chunk_rows: int, normalize: Normalize | None = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        chunk_rows: int,
+        normalize: Normalize | None = None,
+        span: tuple[int, int] | None = None,
+    ) -> None:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="batch-reader")
-        self._pairs = _with_next(_read_ahead(iter_chunks(path, chunk_rows, normalize), self._pool))
+        chunks = iter_chunks(path, chunk_rows, normalize, span)
+        self._pairs = _with_next(_read_ahead(chunks, self._pool))
 
     def next(self) -> tuple[pa.Table, pa.Table | None] | None:
         """The next pair, or None after the last chunk.

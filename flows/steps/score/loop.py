@@ -114,14 +114,23 @@ class _ChunkLoop:
         state: RunState,
         scored_at: datetime,
         ranges: RangeCounter,
+        first_row: int = 0,
+        whole: bool = True,
     ) -> None:
         self.scorer = scorer
+        self.first_row = first_row
+        self.whole = whole  # the whole batch, not one part of it
         self.cursor = cursor
         self.state = state
         self.scored_at = scored_at
         self.ranges = ranges
         self.timings = Stopwatch()
         self.rows = self.flagged = self.chunks = 0
+
+    @property
+    def next_row(self) -> int:
+        """The batch row number of the next chunk's first row."""
+        return self.first_row + self.rows
 
     def run(self, reader: ChunkReader, checker: ChunkChecker, writer: ScoredFileWriter) -> None:
         while True:
@@ -153,11 +162,11 @@ class _ChunkLoop:
         """Check, score and queue for writing one chunk (``following``: the next one or None);
         returns its number of rows."""
         first = self.chunks == 0
-        rows = (self.rows, self.rows + table.num_rows - 1)
+        rows = (self.next_row, self.next_row + table.num_rows - 1)
         if first:
             check_not_scored(frame)
         with self.timings("validate"):
-            checker.check(frame, rows, first=first, last=following is None)
+            checker.check(frame, rows, first=first, last=following is None and self.whole)
             context = self._context(frame, rows)
         with self.timings("predict"):
             ahead = None
@@ -198,13 +207,16 @@ def score_to_file(
     state: RunState,
     cursor: SeriesCursor | None = None,
     gx_first: bool = True,
+    span: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
     """Validate, score and write ``path`` to ``tmp`` chunk by chunk, then rename it to ``output``.
 
     ``state``: the run's validator and garbage collector. ``cursor`` (sequence models) checks
     the time order and carries the context between chunks. ``gx_first``: GX validates (and
     records) the first chunk even when the quick check passes it
-    (:class:`~flows.steps.score.check.ChunkChecker`).
+    (:class:`~flows.steps.score.check.ChunkChecker`). ``span``: only rows ``start`` to
+    ``stop - 1`` of a Parquet batch (one part, :mod:`flows.steps.score.parts`; rows are
+    numbered as in the batch).
     Returns ``{"rows", "flagged", "chunks", "out_of_range_rows", "out_of_range": {feature:
     rows outside its training range}, "warnings": [GX's warning lines], "timings": {phase:
     seconds}}``.
@@ -217,12 +229,13 @@ def score_to_file(
         chunk_rows = max(chunk_rows, SEQUENCE_CHUNK_FACTOR * max(scorer.context_rows, 1))
     normalize = scorer.normalize if table_kind(path) == "csv" else None
     loop = _ChunkLoop(scorer, cursor=cursor, state=state, scored_at=scored_at,
-                      ranges=RangeCounter(range_bounds(suite)))
+                      ranges=RangeCounter(range_bounds(suite)),
+                      first_row=span[0] if span else 0, whole=span is None)
     writer = ScoredFileWriter(tmp, output, sha=sha, batch=path.name, model_uri=scorer.model.uri)
     checker = ChunkChecker(suite, features=scorer.features, dirs=options.dirs,
                            validator=state.validator, batch=path.name,
                            passthrough=options.passthrough_columns, gx_first=gx_first)
-    reader = ChunkReader(path, chunk_rows, normalize)
+    reader = ChunkReader(path, chunk_rows, normalize, span)
     with contextlib.closing(writer), contextlib.closing(checker), contextlib.closing(reader):
         loop.run(reader, checker, writer)
     return {

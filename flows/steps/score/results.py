@@ -219,3 +219,17 @@ class BatchRejected(DataError):
         self.problems = list(problems)
         self.report = report
         self.rows = rows
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # keyword arguments survive pickling (a part of a batch rejected on a Dask worker)
+        return (_rejected, (self.reason, self.stage, self.problems, self.report, self.rows))
+
+
+def _rejected(
+    reason: str,
+    stage: str,
+    problems: Sequence[str],
+    report: ValidationReport | None,
+    rows: tuple[int, int] | None,
+) -> BatchRejected:
+    return BatchRejected(reason, stage=stage, problems=problems, report=report, rows=rows)
