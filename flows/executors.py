@@ -14,17 +14,20 @@ in parts instead, one task per row range (:func:`batch_spans`).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
     from flows.config.sections import ScoringParams
 
 __all__ = [
     "batch_groups", "batch_spans", "describe_executor", "task_runner", "tf_threads_per_worker",
+    "workers_report_here",
 ]
 
 _T = TypeVar("_T")
@@ -87,6 +90,40 @@ def task_runner(scoring: ScoringParams) -> Any:
         cluster_kwargs={"n_workers": scoring.workers, "threads_per_worker": 1,
                         "processes": True, "host": "127.0.0.1", "dashboard_address": None},
     )
+
+
+def _workers_on_this_machine(scoring: ScoringParams) -> bool:
+    if scoring.executor != "dask" or not scoring.dask_address:
+        return True
+    host = urlsplit(scoring.dask_address).hostname or ""
+    return host in ("127.0.0.1", "localhost", "::1")
+
+
+@contextlib.contextmanager
+def workers_report_here(scoring: ScoringParams) -> Iterator[None]:
+    """Around the submission of a run's tasks: workers on this machine report their task runs
+    to the flow's own Prefect API.
+
+    Without a Prefect server (``PREFECT_API_URL`` unset) the flow talks to a temporary API that
+    Prefect runs in a subprocess on 127.0.0.1. A worker process knows nothing of it and would
+    start a temporary API of its own (seconds of CPU each, its task runs recorded where nobody
+    looks). Tasks carry the settings of the process that submits them, so pointing ``api.url``
+    at the flow's API here sends the workers there. Only for workers on this machine
+    (``processes``, a LocalCluster the run starts, a ``dask_address`` on the loopback): the
+    temporary API listens on 127.0.0.1 only; a cluster of other machines needs a Prefect
+    server (docs/SCALING.md)."""
+    from prefect.settings import get_current_settings, temporary_settings
+
+    if (scoring.executor == "local" or get_current_settings().api.url
+            or not _workers_on_this_machine(scoring)):
+        yield
+        return
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        url = str(client.api_url).rstrip("/")
+    with temporary_settings(updates={"api.url": url}):
+        yield
 
 
 def describe_executor(scoring: ScoringParams) -> str:

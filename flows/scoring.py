@@ -45,6 +45,7 @@ from flows.executors import (
     describe_executor,
     task_runner,
     tf_threads_per_worker,
+    workers_report_here,
 )
 from flows.io import display_path
 from flows.runtime import quiet_user_error_tracebacks, with_task_retries
@@ -323,7 +324,8 @@ def scoring_flow(
             "scoring %d batch(es) in %d task(s)%s %s", len(batches) - len(split), len(groups),
             "".join(f", {p.name} in {len(s)} parts" for p, s in split.items()),
             describe_executor(settings.scoring))
-        done = _score_groups.with_options(task_runner=runner)(groups, job, in_order, split)
+        with workers_report_here(settings.scoring):
+            done = _score_groups.with_options(task_runner=runner)(groups, job, in_order, split)
         # the results in the batches' order (the split ones were scored after the groups)
         order = {display_path(project, p) or str(p): i for i, p in enumerate(batches)}
         results = sorted(done, key=lambda r: order.get(r.source, len(order)))

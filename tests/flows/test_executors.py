@@ -67,3 +67,54 @@ def test_large_parquet_batches_are_split_on_processes_and_dask_only(tmp_path):
                        sequence=False) is None
     with pytest.raises(ValueError, match="rows_per_task"):
         ScoringParams(rows_per_task=10)
+
+
+def _api_seen_by_the_task():
+    import os as _os
+
+    from prefect.settings import get_current_settings
+
+    return _os.getpid(), get_current_settings().api.url
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_worker_processes_report_to_the_flow_s_temporary_api_not_one_of_their_own():
+    import os
+
+    from prefect import flow, task
+    from prefect.client.orchestration import get_client
+    from prefect.settings import temporary_settings
+
+    from flows.executors import task_runner, workers_report_here
+
+    seen = task(_api_seen_by_the_task)
+    scoring = ScoringParams(executor="processes", workers=1)
+
+    @flow
+    def on_workers():
+        return seen.submit().result()
+
+    @flow
+    def run():
+        with get_client(sync_client=True) as client:
+            own = str(client.api_url).rstrip("/")
+        with workers_report_here(scoring):
+            return own, on_workers.with_options(task_runner=task_runner(scoring))()
+
+    with temporary_settings(updates={"api.url": None}):  # Prefect's temporary API
+        own, (pid, url) = run()
+
+    assert pid != os.getpid()
+    assert own.startswith("http://127.0.0.1:") and url == own
+
+
+def test_only_workers_on_this_machine_are_sent_to_the_temporary_api():
+    from flows.executors import _workers_on_this_machine
+
+    assert _workers_on_this_machine(ScoringParams(executor="processes"))
+    assert _workers_on_this_machine(ScoringParams(executor="dask"))
+    assert _workers_on_this_machine(ScoringParams(executor="dask",
+                                                  dask_address="tcp://127.0.0.1:8786"))
+    assert not _workers_on_this_machine(ScoringParams(executor="dask",
+                                                      dask_address="tcp://10.0.0.5:8786"))
