@@ -49,6 +49,26 @@ def test_neighbour_distance_leave_one_out_skips_the_row_itself(reference):
     np.testing.assert_allclose(own, (distances[:, 1:] ** 2).mean(axis=1), rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize(("m", "k"), [(100, 5), (257, 1), (1000, 20), (4096, 5)])
+@pytest.mark.parametrize("exclude_nearest", [False, True])
+def test_the_blocked_nearest_search_is_exact_for_any_reference_size(m, k, exclude_nearest):
+    rng = np.random.default_rng(m + k)
+    # clusters of different spread: a row's nearest reference rows sit in few blocks, or many
+    centres = rng.normal(scale=5.0, size=(8, 3))
+    reference = (centres[rng.integers(0, 8, m)] + rng.normal(size=(m, 3)) *
+                 rng.uniform(0.05, 1.0, (m, 1))).astype("float32")
+    queries = np.concatenate([reference[:40], rng.normal(scale=6.0, size=(80, 3)),
+                              [[100.0, -100.0, 50.0]]]).astype("float32")
+    layer = _neighbours(reference, queries, k=k)
+
+    parts = keras.ops.convert_to_numpy(layer(queries, exclude_nearest=exclude_nearest))
+
+    skip = 1 if exclude_nearest else 0
+    _, index = NearestNeighbors(n_neighbors=k + skip).fit(reference).kneighbors(queries)
+    expected = ((queries[:, None, :] - reference[index[:, skip:]]) ** 2).mean(axis=1)
+    np.testing.assert_allclose(parts, expected, rtol=1e-4, atol=1e-4)
+
+
 def test_tail_rarity_matches_the_empirical_tail(reference, queries):
     layer = TailRarity(len(reference), reference.shape[1])
     layer.set_reference(reference)
