@@ -22,8 +22,13 @@ export MPLBACKEND := Agg
 # The Prefect server of `make prefect-server` / `make serve` (its database is in $(PREFECT_HOME)).
 PREFECT_PORT ?= 4200
 PREFECT_SERVER_URL := http://127.0.0.1:$(PREFECT_PORT)/api
+# The MLflow tracking server of `make mlflow-server` (docs/SERVICES.md): its port, its backend
+# database (empty: SQLite in .mlflow-server/) and MLFLOW_AUTH=1 for MLflow's basic-auth app.
+MLFLOW_PORT ?= 5000
+MLFLOW_BACKEND ?=
+MLFLOW_AUTH ?=
 
-.PHONY: help run test test-random test-fast repro ui prefect-server serve score report bench bench-suite bench-sequence lint clean
+.PHONY: help run test test-random test-fast repro ui prefect-server mlflow-server serve score report bench bench-suite bench-sequence lint clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -61,6 +66,9 @@ ui: $(STAMP)  ## the MLflow UI on http://127.0.0.1:5000 (promote models by movin
 prefect-server: $(STAMP)  ## a Prefect server on 127.0.0.1:4200 (state in .prefect/); schedules need it
 	$(BIN)/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT)
 
+mlflow-server: $(STAMP)  ## the team's MLflow server on 127.0.0.1:$(MLFLOW_PORT), state in .mlflow-server/ (MLFLOW_AUTH=1: basic-auth)
+	$(BIN)/anomaly mlflow-server --port $(MLFLOW_PORT) $(if $(MLFLOW_BACKEND),--backend-store-uri "$(MLFLOW_BACKEND)") $(if $(MLFLOW_AUTH),--auth)
+
 serve: $(STAMP)  ## serve the scheduled deployments (scoring, nightly report) on that server
 	PREFECT_API_URL=$(PREFECT_SERVER_URL) $(BIN)/anomaly serve
 
@@ -85,5 +93,5 @@ lint: $(STAMP)
 	$(BIN)/ruff check anomaly_models flows tests benchmarks
 
 clean:  ## remove generated state (models, data outputs, registry, caches); keeps .venv
-	rm -rf mlflow.db mlartifacts mlruns .prefect gx data/interim data/processed data/scored \
+	rm -rf mlflow.db mlartifacts mlruns .mlflow-server .prefect gx data/interim data/processed data/scored \
 	       data/quarantine data/reports models plots metrics.json .dvc/cache .dvc/tmp .dvc/site-cache .cache

@@ -7,6 +7,7 @@
     anomaly models                                        registered versions, aliases, metrics
     anomaly report [--date YYYY-MM-DD]                    the data-quality report of one day
     anomaly serve                                         serve the scheduled deployments
+    anomaly mlflow-server [--port 5000] [--auth]          the team's MLflow tracking server
 
 Errors in settings or data end with a one-paragraph message naming the problem and exit code 2
 (settings) or 1 (data, registry, training), never a bare traceback; Prefect's log lines of the
@@ -120,6 +121,24 @@ def build_parser() -> argparse.ArgumentParser:
         "Schedules do not fire on Prefect's temporary local API.",
     )
     _add_params_options(serve)
+
+    server = commands.add_parser(
+        "mlflow-server", help="run the team's MLflow tracking server (registry + proxied artifacts)",
+        description="Run `mlflow server` with its state inside the project (.mlflow-server/: "
+        "the backend database and the proxied artifacts). Point every command at it with "
+        "MLFLOW_TRACKING_URI=http://HOST:PORT. See docs/SERVICES.md.",
+    )
+    server.add_argument("--host", default="127.0.0.1",
+                        help="interface to bind (default: 127.0.0.1, this machine only)")
+    server.add_argument("--port", type=int, default=5000, help="port (default: 5000)")
+    server.add_argument("--backend-store-uri", default=None, metavar="URI",
+                        help="runs and registry database (default: SQLite in .mlflow-server/; "
+                        "e.g. postgresql+psycopg://mlflow@db:5432/mlflow)")
+    server.add_argument("--auth", action="store_true",
+                        help="MLflow's basic-auth app: clients need MLFLOW_TRACKING_USERNAME / "
+                        "MLFLOW_TRACKING_PASSWORD; the admin password comes from "
+                        "MLFLOW_AUTH_ADMIN_PASSWORD")
+    server.add_argument("--workers", type=int, default=2, help="server processes (default: 2)")
     return parser
 
 
@@ -146,6 +165,14 @@ def _print_table(rows: list[dict]) -> None:
 
 
 def _run(args: argparse.Namespace, root: Path) -> int:
+    if args.command == "mlflow-server":
+        from flows.services import mlflow_server
+
+        server = mlflow_server(root, host=args.host, port=args.port, auth=args.auth,
+                               backend_store_uri=args.backend_store_uri, workers=args.workers)
+        print(f"MLflow server on http://{args.host}:{args.port} (state in {server.state_dir}); "
+              f"clients: MLFLOW_TRACKING_URI=http://{args.host}:{args.port}", flush=True)
+        os.execve(server.argv[0], server.argv, server.env)  # signals go to mlflow itself
     params = load_params(args.params, args.overrides)  # fails before any work
     if args.command == "train":
         from flows.training import training_flow

@@ -10,6 +10,7 @@ fix (a bad name, a missing version) fail at the first try.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -66,6 +67,27 @@ def is_transient(exc: BaseException) -> bool:
     return False
 
 
+def _refusal(what: str, exc: MlflowException) -> str | None:
+    """The one sentence for a tracking server that refused the client (basic-auth), else None."""
+    if exc.error_code not in ("UNAUTHENTICATED", "CUSTOMER_UNAUTHORIZED", "PERMISSION_DENIED"):
+        return None
+    import mlflow
+
+    from flows.registry.connection import safe_uri
+
+    server = safe_uri(mlflow.get_tracking_uri())
+    if exc.error_code == "PERMISSION_DENIED":
+        user = os.environ.get("MLFLOW_TRACKING_USERNAME", "")
+        return (
+            f"the MLflow server at {server} refused {what} (HTTP 403, permission denied for "
+            f"user {user!r}): ask its admin for EDIT on the experiment and the registered model"
+        )
+    return (
+        f"the MLflow server at {server} refused {what} (HTTP 401, not authenticated): set "
+        "MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD to an account of that server"
+    )
+
+
 def with_retry(
     retries: RetryParams, what: str, fn: Callable[..., T], *args: Any, **kwargs: Any
 ) -> T:
@@ -89,7 +111,9 @@ def with_retry(
         except Exception as exc:
             if not is_transient(exc):
                 if isinstance(exc, MlflowException):
-                    raise RegistryError(f"{what} failed: {exc.message}") from exc
+                    raise RegistryError(
+                        _refusal(what, exc) or f"{what} failed: {exc.message}"
+                    ) from exc
                 raise
             if attempt == attempts:
                 raise RegistryError(

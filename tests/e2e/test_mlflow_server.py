@@ -1,0 +1,139 @@
+"""The team's MLflow tracking server (`anomaly mlflow-server`, what `make mlflow-server` runs): a
+real `mlflow server` subprocess on 127.0.0.1, every command of two client checkouts pointed at
+it with MLFLOW_TRACKING_URI. The versions' artifacts are in the server's artifact folder and
+none in the clients'; a promotion through the client moves the alias the next scoring run uses;
+with MLflow's basic-auth app a client without (or with wrong) credentials gets one clear
+sentence, and one with them works. Every process started here is stopped at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import subprocess
+import urllib.error
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from tests.e2e.project import BIN, cli_env, make_project, sensor_frame
+from tests.e2e.test_serve import Processes, _free_port, _get, _wait_for, processes  # noqa: F401
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(900)]
+
+FEATURES = ["temp", "pressure", "flow", "vibration"]
+
+
+def _start_server(processes, home: Path, *extra: str, env: dict | None = None) -> str:  # noqa: F811
+    """`anomaly mlflow-server` with its state in ``home``; returns its URL once it answers."""
+    port = _free_port()
+    log = home / "mlflow-server.log"
+    server = processes.start(
+        [str(BIN / "anomaly"), "mlflow-server", "--port", str(port), *extra],
+        cli_env(home) | (env or {}), log, home)
+    url = f"http://127.0.0.1:{port}"
+
+    def healthy() -> bool:
+        if server.poll() is not None:
+            pytest.fail(f"the MLflow server exited ({server.returncode}):\n"
+                        f"{log.read_text(errors='replace')[-4000:]}")
+        try:
+            return _get(f"{url}/health") == b"OK"
+        except (urllib.error.URLError, OSError):
+            return False
+
+    _wait_for("the MLflow server's /health", healthy, 180, [log])
+    return url
+
+
+def _anomaly(root: Path, env: dict, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / "anomaly"), *args], env=env, cwd=root, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def _versions(root: Path, env: dict) -> dict[int, list[str]]:
+    listed = _anomaly(root, env, "models", "--json")
+    assert listed.returncode == 0, listed.stderr[-3000:]
+    return {row["version"]: sorted(row["aliases"]) for row in json.loads(listed.stdout)}
+
+
+def _score_one_batch(root: Path, env: dict, name: str) -> pd.DataFrame:
+    incoming = root / "data" / "incoming"
+    incoming.mkdir(parents=True, exist_ok=True)
+    sensor_frame(300, seed=len(name))[FEATURES].to_csv(incoming / f"{name}.csv", index=False)
+    scored = _anomaly(root, env, "score")
+    assert scored.returncode == 0, scored.stderr[-3000:]
+    return pd.read_parquet(root / "data" / "scored" / f"{name}.parquet")
+
+
+def _no_registry_files(root: Path) -> None:
+    for name in ("mlflow.db", "mlartifacts", "mlruns", ".mlflow-server"):
+        assert not (root / name).exists(), f"{name} was written in the client's folder"
+
+
+def test_two_checkouts_train_score_and_promote_through_one_tracking_server(
+    tmp_path, processes  # noqa: F811
+):
+    home = tmp_path / "server"
+    home.mkdir()
+    url = _start_server(processes, home)
+    clients = [make_project(tmp_path / name) for name in ("alice", "bob")]
+    envs = [cli_env(root) | {"MLFLOW_TRACKING_URI": url} for root in clients]
+
+    # two trainings at once against the one server
+    runs = [subprocess.Popen([str(BIN / "anomaly"), "train"], env=env, cwd=root, text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            for root, env in zip(clients, envs, strict=True)]
+    outputs = [run.communicate(timeout=600) for run in runs]
+    for run, (_, err) in zip(runs, outputs, strict=True):
+        assert run.returncode == 0, err[-3000:]
+
+    alice, bob = clients
+    versions = _versions(alice, envs[0])
+    assert sorted(versions) == [1, 2]
+    assert versions == _versions(bob, envs[1])  # one registry
+    champion = next(v for v, aliases in versions.items() if "champion" in aliases)
+    assert "challenger" in versions[2]  # the newest version, whichever finished last
+    # the artifacts live behind the server, in its artifact folder
+    models = sorted((home / ".mlflow-server" / "artifacts").rglob("MLmodel"))
+    assert len(models) >= 2, models
+    for root in clients:
+        _no_registry_files(root)
+
+    out = _score_one_batch(alice, envs[0], "first")
+    assert set(out["model_version"]) == {champion}
+    other = 3 - champion
+    promoted = _anomaly(bob, envs[1], "promote", str(other))
+    assert promoted.returncode == 0, promoted.stderr[-3000:]
+    out = _score_one_batch(alice, envs[0], "second")
+    assert set(out["model_version"]) == {other}  # the alias moved by the other checkout
+    assert "champion" in _versions(alice, envs[0])[other]
+    _no_registry_files(alice)
+
+
+def test_basic_auth_refuses_clients_without_credentials_and_serves_those_with_them(
+    tmp_path, processes  # noqa: F811
+):
+    home = tmp_path / "server"
+    home.mkdir()
+    password = secrets.token_urlsafe(12)
+    url = _start_server(processes, home, "--auth", env={"MLFLOW_AUTH_ADMIN_PASSWORD": password})
+    assert (home / ".mlflow-server" / "basic_auth.db").is_file()  # its user store: inside
+    root = make_project(tmp_path / "client")
+    env = cli_env(root) | {"MLFLOW_TRACKING_URI": url}
+
+    for name, creds in (("none", {}), ("wrong", {"MLFLOW_TRACKING_USERNAME": "admin",
+                                                 "MLFLOW_TRACKING_PASSWORD": "not-it"})):
+        refused = _anomaly(root, env | creds, "models")
+        assert refused.returncode == 1, (name, refused.stdout, refused.stderr)
+        lines = refused.stderr.strip().splitlines()
+        assert len(lines) == 1 and "Traceback" not in refused.stderr, refused.stderr
+        assert "MLFLOW_TRACKING_USERNAME" in lines[0] and url in lines[0], lines[0]
+        assert password not in refused.stderr
+
+    authed = env | {"MLFLOW_TRACKING_USERNAME": "admin", "MLFLOW_TRACKING_PASSWORD": password}
+    trained = _anomaly(root, authed, "train")
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    assert _versions(root, authed) == {1: ["challenger", "champion"]}
+    _no_registry_files(root)
