@@ -187,50 +187,30 @@ def gate_new_version(
 ) -> PromotionDecision:
     """Give the new ``version`` (registered from ``run_id``) the alias ``challenger``, compare its
     run's ``metric`` with the champion's, move ``champion`` to it when :func:`decide_promotion`
-    says so, and tag the version with the decision (``promotion.*``)."""
+    says so, and tag the version with the decision (``promotion.*``).
+
+    Trainings that share one registry (a tracking server) may gate at the same time, and MLflow
+    has no compare-and-set for aliases. So ``challenger`` only ever moves to the newest version
+    (a newer one's training keeps it; an older one that wrote last hands it back), and the
+    champion is read again just before and just after it is moved: a version promoted
+    meanwhile by another training is the one compared with, and stays unless this one beats it
+    by the margin. What remains is a window of one request between the last read and the
+    write."""
     name = registry.model_name
-    before = with_retry(retries, f"reading the aliases of model {name!r}", aliases_of, client, name)
-    champion_before = before.get(CHAMPION)
-    with_retry(
-        retries,
-        f"setting alias {CHALLENGER!r} on version {version}",
-        client.set_registered_model_alias,
-        name,
-        CHALLENGER,
-        str(version),
-    )
+    _take_challenger(client, retries, name, version)
     new_value = _run_metric(client, run_id, metric)
-    champion_value = (
-        with_retry(
-            retries,
-            f"reading the runs of champion version {champion_before}",
-            _champion_metric,
-            client,
-            name,
-            champion_before,
-            metric,
-        )
-        if champion_before is not None
-        else None
-    )
-    decision = decide_promotion(
-        policy=registry.promotion,
-        metric=metric,
-        margin=float(registry.promotion_margin),
-        new_version=version,
-        new_value=new_value,
-        champion_version=champion_before,
-        champion_value=champion_value,
-    )
+    decision = _decide(client, registry, retries, version, new_value, metric)
     if decision.promote:
-        with_retry(
-            retries,
-            f"setting alias {CHAMPION!r} on version {version}",
-            client.set_registered_model_alias,
-            name,
-            CHAMPION,
-            str(version),
-        )
+        again = _champion_now(client, retries, name)
+        if again != decision.champion_version:  # promoted by another training meanwhile
+            decision = _decide(client, registry, retries, version, new_value, metric)
+    if decision.promote:
+        _set_alias(client, retries, name, CHAMPION, version)
+        now = _champion_now(client, retries, name)
+        if now != version and now is not None:  # another training wrote after us
+            decision = _decide(client, registry, retries, version, new_value, metric)
+            if decision.promote:
+                _set_alias(client, retries, name, CHAMPION, version)
     for key, value in _version_tags(registry, decision).items():
         with_retry(
             retries,
@@ -242,6 +222,61 @@ def gate_new_version(
             value,
         )
     return decision
+
+
+def _set_alias(
+    client: MlflowClient, retries: RetryParams, name: str, alias: str, version: int
+) -> None:
+    with_retry(retries, f"setting alias {alias!r} on version {version}",
+               client.set_registered_model_alias, name, alias, str(version))
+
+
+def _champion_now(client: MlflowClient, retries: RetryParams, name: str) -> int | None:
+    aliases = with_retry(retries, f"reading the aliases of model {name!r}", aliases_of, client,
+                         name)
+    return aliases.get(CHAMPION)
+
+
+def _take_challenger(client: MlflowClient, retries: RetryParams, name: str, version: int) -> None:
+    """``challenger`` -> ``version`` unless a newer version exists (its training takes it); if
+    one was registered while the alias was being set, it goes to the newest."""
+    def newest() -> int:
+        return max(with_retry(retries, f"listing the versions of model {name!r}",
+                              version_numbers, client, name), default=version)
+
+    if newest() > version:
+        return
+    _set_alias(client, retries, name, CHALLENGER, version)
+    latest = newest()
+    if latest > version:
+        _set_alias(client, retries, name, CHALLENGER, latest)
+
+
+def _decide(
+    client: MlflowClient,
+    registry: RegistryParams,
+    retries: RetryParams,
+    version: int,
+    new_value: float | None,
+    metric: str,
+) -> PromotionDecision:
+    """:func:`decide_promotion` against the champion as the registry has it now."""
+    name = registry.model_name
+    champion = _champion_now(client, retries, name)
+    champion_value = None
+    if champion is not None and champion != version:
+        champion_value = with_retry(
+            retries, f"reading the runs of champion version {champion}", _champion_metric,
+            client, name, champion, metric,
+        )
+    if champion == version:  # this version is champion already (a settled race)
+        return PromotionDecision(False, f"version {version} is champion", metric, new_value,
+                                 champion, new_value)
+    return decide_promotion(
+        policy=registry.promotion, metric=metric, margin=float(registry.promotion_margin),
+        new_version=version, new_value=new_value, champion_version=champion,
+        champion_value=champion_value,
+    )
 
 
 # ------------------------------------------------------------------------- by a person

@@ -140,3 +140,100 @@ def test_decide_promotion_is_a_pure_function_of_its_inputs():
     )
     with pytest.raises(ValueError, match="'auto' or 'manual'"):
         _gate(policy="sometimes")
+
+
+class _Racing:
+    """A real client of the registry through which another training "acts" at one moment of a
+    gate (MLflow has no compare-and-set on aliases: the interleaving is the fault injected;
+    every call still goes to the real registry)."""
+
+    def __init__(self, client, *, after: str, nth: int, act) -> None:
+        self._client, self._after, self._nth, self._act = client, after, nth, act
+        self._calls = 0
+
+    def __getattr__(self, name):
+        method = getattr(self._client, name)
+        if name != self._after:
+            return method
+
+        def call(*args, **kwargs):
+            out = method(*args, **kwargs)
+            self._calls += 1
+            if self._calls == self._nth:
+                self._act(self._client)
+            return out
+
+        return call
+
+
+def _two_ungated_versions(tiny_registry, make_registry_params, first: float, second: float):
+    """Versions 1 and 2 with pr_auc ``first`` and ``second``, no champion (manual policy)."""
+    manual = make_registry_params(promotion="manual")
+    tiny_registry.register(manual, {"pr_auc": first})
+    second_version = tiny_registry.register(manual, {"pr_auc": second})
+    client = tiny_registry.client()
+    run_id = client.get_model_version("tiny-detector", "2").run_id
+    assert tiny_registry.aliases() == {"challenger": 2} and second_version.version == 2
+    return client, run_id
+
+
+@pytest.mark.slow
+def test_a_late_gate_leaves_challenger_on_the_newer_version(tiny_registry, make_registry_params):
+    from flows.registry.promotion import gate_new_version
+
+    auto = make_registry_params(promotion="auto")
+    client, _ = _two_ungated_versions(tiny_registry, make_registry_params, 0.9, 0.6)
+    run_1 = client.get_model_version("tiny-detector", "1").run_id
+
+    decision = gate_new_version(client, auto.registry, auto.retries, version=1, run_id=run_1,
+                                metric="pr_auc")
+
+    assert decision.promote  # no champion yet: version 1 becomes it
+    assert tiny_registry.aliases() == {"champion": 1, "challenger": 2}
+
+
+@pytest.mark.slow
+def test_a_champion_promoted_by_another_training_meanwhile_is_compared_with(
+    tiny_registry, make_registry_params
+):
+    from flows.registry.promotion import gate_new_version
+
+    auto = make_registry_params(promotion="auto")
+    client, run_2 = _two_ungated_versions(tiny_registry, make_registry_params, 0.9, 0.6)
+
+    def other_training_promotes_1(real):
+        real.set_registered_model_alias("tiny-detector", "champion", "1")
+
+    # right after this gate first read "no champion", version 1's training promoted it
+    racing = _Racing(client, after="get_registered_model", nth=1, act=other_training_promotes_1)
+    decision = gate_new_version(racing, auto.registry, auto.retries, version=2, run_id=run_2,
+                                metric="pr_auc")
+
+    assert not decision.promote and decision.champion_version == 1
+    assert "does not beat champion version 1" in decision.reason
+    assert tiny_registry.aliases() == {"champion": 1, "challenger": 2}
+
+
+@pytest.mark.parametrize(("second", "champion"), [(0.95, 2), (0.6, 1)])
+@pytest.mark.slow
+def test_a_champion_written_by_another_training_after_ours_keeps_the_better(
+    tiny_registry, make_registry_params, second, champion
+):
+    from flows.registry.promotion import gate_new_version
+
+    auto = make_registry_params(promotion="auto")
+    client, run_2 = _two_ungated_versions(tiny_registry, make_registry_params, 0.9, second)
+
+    def other_training_overwrites(real):  # it too had seen no champion
+        if str(real.get_registered_model("tiny-detector").aliases.get("champion")) == "2":
+            real.set_registered_model_alias("tiny-detector", "champion", "1")
+
+    # the 2nd alias write of this gate is its champion (the 1st: challenger)
+    racing = _Racing(client, after="set_registered_model_alias", nth=2,
+                     act=other_training_overwrites)
+    decision = gate_new_version(racing, auto.registry, auto.retries, version=2, run_id=run_2,
+                                metric="pr_auc")
+
+    assert tiny_registry.aliases()["champion"] == champion
+    assert decision.promote == (champion == 2)
+    assert decision.champion_version == 1  # it compared with the version written after it
