@@ -122,6 +122,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_params_options(serve)
 
+    _add_mlflow_server(commands)
+    return parser
+
+
+def _add_mlflow_server(commands: argparse._SubParsersAction) -> None:
     server = commands.add_parser(
         "mlflow-server", help="run the team's MLflow tracking server (registry + proxied artifacts)",
         description="Run `mlflow server` with its state inside the project (.mlflow-server/: "
@@ -139,7 +144,6 @@ def build_parser() -> argparse.ArgumentParser:
                         "MLFLOW_TRACKING_PASSWORD; the admin password comes from "
                         "MLFLOW_AUTH_ADMIN_PASSWORD")
     server.add_argument("--workers", type=int, default=2, help="server processes (default: 2)")
-    return parser
 
 
 def _print_table(rows: list[dict]) -> None:

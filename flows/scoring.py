@@ -236,6 +236,19 @@ def _group_results(state: Any, paths: list[Path], job: ScoringJob) -> list[steps
     return [failed_result(path, job, exc) for path in paths]
 
 
+def _plan(
+    batches: list[Path], settings: Params, info: VersionInfo, *, parallel: bool
+) -> tuple[bool, dict[Path, list[tuple[int, int]]], list[list[Path]]]:
+    """(in time order?, the batches scored in parts with their row ranges, the groups of the
+    others): parts and parallel groups only on a task runner (processes, dask)."""
+    in_order = parallel and _is_sequence_model(info)
+    split = {} if not parallel else {
+        path: spans for path in batches
+        if (spans := batch_spans(path, settings.scoring, sequence=in_order))
+    }
+    return in_order, split, batch_groups([b for b in batches if b not in split], settings.scoring)
+
+
 def _log_to_mlflow(
     settings: Params, project: Path, summary: steps.ScoringSummary, logger: Any
 ) -> str | None:
@@ -305,12 +318,7 @@ def scoring_flow(
     if not batches:
         logger.info("no new batches in %s", dirs.incoming)
     runner = task_runner(settings.scoring) if batches else None
-    in_order = runner is not None and _is_sequence_model(info)
-    split = {} if runner is None else {
-        path: spans for path in batches
-        if (spans := batch_spans(path, settings.scoring, sequence=in_order))
-    }
-    groups = batch_groups([b for b in batches if b not in split], settings.scoring)
+    in_order, split, groups = _plan(batches, settings, info, parallel=runner is not None)
     if runner is None:  # local: in this process, one after the other (in order for a series)
         if batches:
             with_task_retries(load_model, settings.retries)(job)
