@@ -28,7 +28,7 @@ MLFLOW_PORT ?= 5000
 MLFLOW_BACKEND ?=
 MLFLOW_AUTH ?=
 
-.PHONY: help run test test-random test-fast repro ui prefect-server mlflow-server serve score report bench bench-suite bench-sequence lint clean
+.PHONY: help run test test-random test-fast repro ui prefect-server mlflow-server serve deploy worker score report bench bench-suite bench-sequence lint clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -71,6 +71,12 @@ mlflow-server: $(STAMP)  ## the team's MLflow server on 127.0.0.1:$(MLFLOW_PORT)
 
 serve: $(STAMP)  ## serve the scheduled deployments (scoring, nightly report) on that server
 	PREFECT_API_URL=$(PREFECT_SERVER_URL) $(BIN)/anomaly serve
+
+deploy: $(STAMP)  ## put the deployments on the work pool schedules.work_pool of that server (PREFECT_API_URL wins)
+	PREFECT_API_URL=$${PREFECT_API_URL:-$(PREFECT_SERVER_URL)} $(BIN)/anomaly deploy
+
+worker: $(STAMP)  ## a Prefect worker of that pool: runs the deployments' flow runs here (PREFECT_API_URL wins)
+	PREFECT_API_URL=$${PREFECT_API_URL:-$(PREFECT_SERVER_URL)} $(BIN)/anomaly worker
 
 score: $(STAMP)  ## score every new batch in data/incoming with the champion model
 	$(BIN)/anomaly score

@@ -7,6 +7,8 @@
     anomaly models                                        registered versions, aliases, metrics
     anomaly report [--date YYYY-MM-DD]                    the data-quality report of one day
     anomaly serve                                         serve the scheduled deployments
+    anomaly deploy                                        put them on the work pool instead
+    anomaly worker                                        run the work pool's flow runs
     anomaly mlflow-server [--port 5000] [--auth]          the team's MLflow tracking server
 
 Errors in settings or data end with a one-paragraph message naming the problem and exit code 2
@@ -121,9 +123,31 @@ def build_parser() -> argparse.ArgumentParser:
         "Schedules do not fire on Prefect's temporary local API.",
     )
     _add_params_options(serve)
-
+    _add_work_pool_commands(commands)
     _add_mlflow_server(commands)
     return parser
+
+
+def _add_work_pool_commands(commands: argparse._SubParsersAction) -> None:
+    deploy = commands.add_parser(
+        "deploy", help="create or update the deployments on the Prefect work pool (schedules.work_pool)",
+        description="Create or update the deployments scoring, data-quality-report and retrain "
+        "with the schedules of params.yaml on the process work pool schedules.work_pool "
+        "(default: anomaly; created when missing), then return. Their runs execute on "
+        "whichever `anomaly worker` polls the pool. Needs a Prefect server (PREFECT_API_URL).",
+    )
+    _add_params_options(deploy)
+    worker = commands.add_parser(
+        "worker", help="run the flow runs of the work pool (prefect worker start)",
+        description="Run `prefect worker start --pool <schedules.work_pool> --type process` "
+        "against the Prefect server of PREFECT_API_URL until interrupted: it runs the "
+        "deployments' flow runs in the project root. Start one on every machine that has the "
+        "checkout at the same path.",
+    )
+    worker.add_argument("--name", default=None, help="the worker's name (default: Prefect's)")
+    worker.add_argument("--limit", type=int, default=None,
+                        help="flow runs at once on this worker (default: no limit)")
+    _add_params_options(worker)
 
 
 def _add_mlflow_server(commands: argparse._SubParsersAction) -> None:
@@ -205,11 +229,8 @@ def _run(args: argparse.Namespace, root: Path) -> int:
         result = data_quality_flow(date=day.isoformat(), params=params, root=str(root))
         print(result.headline())
         return 0
-    if args.command == "serve":
-        from flows.deployments import serve
-
-        serve(params, root, params_file=args.params, overrides=args.overrides)
-        return 0
+    if args.command in ("serve", "deploy", "worker"):
+        return _prefect_command(args, params, root)
     from flows import registry
 
     if args.command == "promote":
@@ -224,6 +245,24 @@ def _run(args: argparse.Namespace, root: Path) -> int:
             _print_table(rows)
         return 0
     raise AssertionError(args.command)  # argparse restricts the choices
+
+
+def _prefect_command(args: argparse.Namespace, params, root: Path) -> int:
+    from flows import deployments
+
+    if args.command == "serve":
+        deployments.serve(params, root, params_file=args.params, overrides=args.overrides)
+    elif args.command == "deploy":
+        for line in deployments.deploy(params, root, params_file=args.params, overrides=args.overrides):
+            print(line)
+    else:
+        from flows.services import prefect_worker
+
+        url = deployments.require_prefect_server()
+        argv = prefect_worker(params.schedules.work_pool, name=args.name, limit=args.limit)
+        print(f"worker of pool '{params.schedules.work_pool}' on the Prefect server at {url}", flush=True)
+        os.execv(argv[0], argv)  # signals go to the worker itself
+    return 0
 
 
 def _score(args: argparse.Namespace, params, root: Path) -> int:

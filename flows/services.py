@@ -1,4 +1,6 @@
-"""The MLflow tracking server a team shares (``anomaly mlflow-server``, ``make mlflow-server``).
+"""The command lines of a team's shared services: the MLflow tracking server
+(``anomaly mlflow-server``, ``make mlflow-server``) and a Prefect worker of the work pool
+(``anomaly worker``, ``make worker``; docs/SERVICES.md).
 
     mlflow server --host 127.0.0.1 --port 5000 --workers 2
                   --backend-store-uri sqlite:///<root>/.mlflow-server/mlflow.db   (or a URL)
@@ -27,7 +29,7 @@ from pathlib import Path
 
 from flows.errors import DataError
 
-__all__ = ["SERVER_DIR", "MlflowServer", "mlflow_server"]
+__all__ = ["SERVER_DIR", "MlflowServer", "mlflow_server", "prefect_worker"]
 
 #: the server's state inside the project (git-ignored)
 SERVER_DIR = ".mlflow-server"
@@ -68,6 +70,11 @@ def _secret_key(state: Path) -> str:
     return key
 
 
+def _venv_command(name: str) -> str:
+    """The console script ``name`` of this interpreter's environment (else the one on PATH)."""
+    return shutil.which(name, path=str(Path(sys.executable).parent)) or name
+
+
 def mlflow_server(
     root: str | Path,
     *,
@@ -90,7 +97,7 @@ def mlflow_server(
     artifacts = state / "artifacts"
     artifacts.mkdir(parents=True, exist_ok=True)
     backend = backend_store_uri or f"sqlite:///{state / 'mlflow.db'}"
-    mlflow = shutil.which("mlflow", path=str(Path(sys.executable).parent)) or "mlflow"
+    mlflow = _venv_command("mlflow")
     argv = [
         mlflow, "server", "--host", host, "--port", str(port), "--workers", str(workers),
         "--backend-store-uri", backend, "--artifacts-destination", str(artifacts),
@@ -105,3 +112,14 @@ def mlflow_server(
         env.setdefault("MLFLOW_FLASK_SERVER_SECRET_KEY", _secret_key(state))
         argv += ["--app-name", "basic-auth"]
     return MlflowServer(argv=argv, env=env, state_dir=state)
+
+
+def prefect_worker(pool: str, *, name: str | None = None, limit: int | None = None) -> list[str]:
+    """``prefect worker start`` of a process worker polling ``pool`` (this environment's
+    ``prefect``, so its flow runs import this checkout's ``flows``)."""
+    argv = [_venv_command("prefect"), "worker", "start", "--pool", pool, "--type", "process"]
+    if name:
+        argv += ["--name", name]
+    if limit is not None:
+        argv += ["--limit", str(limit)]
+    return argv

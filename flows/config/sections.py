@@ -357,6 +357,8 @@ class SchedulesParams(_Section):
     report_cron: str | None = "0 2 * * *"
     retrain_cron: str | None = None
     timezone: NonEmptyStr = "UTC"
+    # the Prefect work pool (type process) of `anomaly deploy` / `anomaly worker`
+    work_pool: NonEmptyStr = "anomaly"
 
     @field_validator("timezone")
     @classmethod

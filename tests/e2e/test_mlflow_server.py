@@ -20,16 +20,16 @@ import pandas as pd
 import pytest
 
 from tests.e2e.project import BIN, cli_env, make_project, sensor_frame
-from tests.e2e.test_serve import Processes, _free_port, _get, _wait_for, processes  # noqa: F401
+from tests.e2e.services import free_port, http_get, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(900)]
 
 FEATURES = ["temp", "pressure", "flow", "vibration"]
 
 
-def _start_server(processes, home: Path, *extra: str, env: dict | None = None) -> str:  # noqa: F811
+def _start_server(processes, home: Path, *extra: str, env: dict | None = None) -> str:
     """`anomaly mlflow-server` with its state in ``home``; returns its URL once it answers."""
-    port = _free_port()
+    port = free_port()
     log = home / "mlflow-server.log"
     server = processes.start(
         [str(BIN / "anomaly"), "mlflow-server", "--port", str(port), *extra],
@@ -41,11 +41,11 @@ def _start_server(processes, home: Path, *extra: str, env: dict | None = None) -
             pytest.fail(f"the MLflow server exited ({server.returncode}):\n"
                         f"{log.read_text(errors='replace')[-4000:]}")
         try:
-            return _get(f"{url}/health") == b"OK"
+            return http_get(f"{url}/health") == b"OK"
         except (urllib.error.URLError, OSError):
             return False
 
-    _wait_for("the MLflow server's /health", healthy, 180, [log])
+    wait_for("the MLflow server's /health", healthy, 180, [log])
     return url
 
 
@@ -75,7 +75,7 @@ def _no_registry_files(root: Path) -> None:
 
 
 def test_two_checkouts_train_score_and_promote_through_one_authenticated_server(
-    tmp_path, processes  # noqa: F811
+    tmp_path, processes
 ):
     home = tmp_path / "server"
     home.mkdir()

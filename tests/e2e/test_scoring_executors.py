@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import time
 
@@ -19,6 +18,7 @@ import pytest
 
 from flows.steps.score import Ledger
 from tests.e2e.project import BIN
+from tests.e2e.services import free_port
 from tests.e2e.test_scoring import (  # noqa: F401 (project: the module fixture)
     good_rows,
     project,
@@ -148,17 +148,11 @@ def test_a_large_parquet_batch_is_scored_in_parts_on_the_workers_like_local(
     assert score(project, other, *extra).batches == []
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def dask_processes(project):  # noqa: F811 (the module fixture)
     """A `dask scheduler` and two `dask worker` processes (no nanny: a killed worker stays
     dead) on 127.0.0.1; yields (address, the workers' Popen); everything stopped after."""
-    port = _free_port()
+    port = free_port()
     address = f"tcp://127.0.0.1:{port}"
     env = subprocess_env(project)
     started = [subprocess.Popen([str(BIN / "dask"), "scheduler", "--host", "127.0.0.1",

@@ -8,24 +8,23 @@ process started here, and each of their descendants, is stopped at the end and c
 
 from __future__ import annotations
 
-import contextlib
-import json
-import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
-import psutil
 import pytest
 
 from flows.steps.score import Ledger
 from tests.e2e.project import BIN, cli_env, make_project
+from tests.e2e.services import (
+    Processes,
+    free_port,
+    http_post,
+    prefect_healthy,
+    start_prefect_server,
+    wait_for,
+)
 
 # e2e: real services and trainings; the global limit of pyproject.toml is too short for them
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(900)]
@@ -33,117 +32,12 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(900)]
 FEATURES = ["temp", "pressure", "flow", "vibration"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _get(url: str, timeout: float = 5.0) -> bytes:
-    with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 - localhost
-        return response.read()
-
-
-def _post(url: str, body: dict) -> object:
-    request = urllib.request.Request(  # noqa: S310 - localhost
-        url, data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
-    )
-    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
-        return json.loads(response.read())
-
-
-class Processes:
-    """Processes started by a test; :meth:`stop_all` ends them and every descendant."""
-
-    def __init__(self) -> None:
-        self.started: list[subprocess.Popen] = []
-        self.seen: dict[int, psutil.Process] = {}
-
-    def start(self, args: list[str], env: dict[str, str], log: Path, cwd: Path) -> subprocess.Popen:
-        proc = subprocess.Popen(
-            args, env=env, cwd=cwd, stdout=log.open("wb"), stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        self.started.append(proc)
-        return proc
-
-    def remember_descendants(self) -> None:
-        """Note every live descendant (flow-run subprocesses start sessions of their own)."""
-        for proc in self.started:
-            try:
-                parent = psutil.Process(proc.pid)
-                for p in [parent, *parent.children(recursive=True)]:
-                    self.seen.setdefault(p.pid, p)
-            except psutil.NoSuchProcess:
-                continue
-
-    def stop_all(self) -> list[str]:
-        """SIGINT (what Ctrl-C sends), then SIGTERM, then SIGKILL; returns any survivor."""
-        self.remember_descendants()
-        for sig, wait_s in ((signal.SIGINT, 15), (signal.SIGTERM, 10), (signal.SIGKILL, 5)):
-            alive = [p for p in self.seen.values() if p.is_running() and p.status() != "zombie"]
-            if not alive:
-                break
-            for p in alive:
-                with contextlib.suppress(psutil.NoSuchProcess):
-                    p.send_signal(sig)
-            psutil.wait_procs(alive, timeout=wait_s)
-        for proc in self.started:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(timeout=5)
-        return [
-            f"{p.pid} {p.name()}" for p in self.seen.values()
-            if p.is_running() and p.status() != psutil.STATUS_ZOMBIE
-        ]
-
-
-@pytest.fixture
-def processes() -> Iterator[Processes]:
-    procs = Processes()
-    yield procs
-    survivors = procs.stop_all()
-    assert not survivors, f"processes still running after the test: {survivors}"
-
-
-def _wait_for(what: str, check, timeout_s: float, logs: list[Path], every_s: float = 1.0):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(every_s)
-    tails = "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-4000:]}" for p in logs if p.exists())
-    pytest.fail(f"timed out after {timeout_s:.0f} s waiting for {what}\n{tails}")
-
-
-def _healthy(api: str) -> bool:
-    try:
-        return _get(f"{api}/health") == b"true"
-    except (urllib.error.URLError, OSError):
-        return False
-
-
 def test_a_scheduled_run_scores_a_dropped_batch(tmp_path: Path, processes: Processes) -> None:
     root = make_project(tmp_path / "project")
     logs = tmp_path / "logs"
     logs.mkdir()
-    port = _free_port()
-    api = f"http://127.0.0.1:{port}/api"
-    env = cli_env(root) | {
-        "PREFECT_API_URL": api,
-        # the server's scheduler looks for due deployments every 2 s instead of 60 s, and the
-        # served runner polls for due runs every 2 s instead of 10 s: the test waits seconds
-        "PREFECT_SERVER_SERVICES_SCHEDULER_LOOP_SECONDS": "2",
-        "PREFECT_RUNNER_POLL_FREQUENCY": "2",
-        "PREFECT_SERVER_UI_ENABLED": "false",
-    }
     server_log, serve_log = logs / "server.log", logs / "serve.log"
-
-    processes.start(
-        [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-        env, server_log, root,
-    )
-    _wait_for("the Prefect server's /health", lambda: _healthy(api), 180, [server_log])
+    api, env = start_prefect_server(processes, cli_env(root), server_log, root)
     assert (root / ".prefect" / "prefect.db").is_file()  # the server's state is in the project
 
     train = subprocess.run(
@@ -161,9 +55,9 @@ def test_a_scheduled_run_scores_a_dropped_batch(tmp_path: Path, processes: Proce
         ],
         env, serve_log, root,
     )
-    deployments = _wait_for(
+    deployments = wait_for(
         "the three deployments on the server",
-        lambda: len(d := _post(f"{api}/deployments/filter", {})) == 3 and d,
+        lambda: len(d := http_post(f"{api}/deployments/filter", {})) == 3 and d,
         120, [serve_log, server_log],
     )
     schedules = {d["name"]: d["schedules"][0]["schedule"] for d in deployments}
@@ -181,7 +75,7 @@ def test_a_scheduled_run_scores_a_dropped_batch(tmp_path: Path, processes: Proce
     tmp.rename(incoming / "batch-001.csv")
 
     scored_file = root / "data" / "scored" / "batch-001.parquet"
-    _wait_for("a scheduled run to score the batch", scored_file.is_file, 240, [serve_log, server_log])
+    wait_for("a scheduled run to score the batch", scored_file.is_file, 240, [serve_log, server_log])
     processes.remember_descendants()
 
     scored = pd.read_parquet(scored_file)
@@ -192,14 +86,14 @@ def test_a_scheduled_run_scores_a_dropped_batch(tmp_path: Path, processes: Proce
 
     def completed_scoring_runs() -> list[dict]:
         scoring_id = next(d["id"] for d in deployments if d["name"] == "scoring")
-        runs = _post(
+        runs = http_post(
             f"{api}/flow_runs/filter",
             {"flow_runs": {"deployment_id": {"any_": [scoring_id]},
                            "state": {"type": {"any_": ["COMPLETED"]}}}},
         )
         return [r for r in runs if r["auto_scheduled"]]
 
-    runs = _wait_for("the scheduled scoring run's Completed state", completed_scoring_runs, 60,
+    runs = wait_for("the scheduled scoring run's Completed state", completed_scoring_runs, 60,
                      [serve_log])
     assert all(r["parameters"]["root"] == str(root) for r in runs)
     ledger = Ledger(root / "data" / "scored").read()
@@ -207,23 +101,27 @@ def test_a_scheduled_run_scores_a_dropped_batch(tmp_path: Path, processes: Proce
 
     survivors = processes.stop_all()
     assert not survivors, survivors
-    assert not _healthy(api)  # the server is down
+    assert not prefect_healthy(api)  # the server is down
 
 
 @pytest.mark.parametrize(
-    ("api_url", "message"),
+    ("command", "api_url", "message"),
     [
-        (None, "PREFECT_API_URL is not set"),
-        ("http://127.0.0.1:{port}/api", "no Prefect server answers at PREFECT_API_URL"),
+        ("serve", None, "PREFECT_API_URL is not set"),
+        ("serve", "http://127.0.0.1:{port}/api", "no Prefect server answers at PREFECT_API_URL"),
+        ("deploy", "http://127.0.0.1:{port}/api", "no Prefect server answers at PREFECT_API_URL"),
+        ("worker", None, "PREFECT_API_URL is not set"),
     ],
 )
-def test_serve_without_a_server_says_how_to_start_one(tmp_path: Path, api_url, message) -> None:
+def test_serve_deploy_and_worker_without_a_server_say_how_to_start_one(
+    tmp_path: Path, command, api_url, message
+) -> None:
     root = make_project(tmp_path / "project")
     env = cli_env(root)
     if api_url:
-        env["PREFECT_API_URL"] = api_url.format(port=_free_port())
+        env["PREFECT_API_URL"] = api_url.format(port=free_port())
     result = subprocess.run(
-        [str(BIN / "anomaly"), "serve"], env=env, cwd=root, capture_output=True, text=True,
+        [str(BIN / "anomaly"), command], env=env, cwd=root, capture_output=True, text=True,
         timeout=120,
     )
     assert result.returncode == 1
@@ -247,6 +145,14 @@ def test_the_deployments_follow_params(tmp_path: Path) -> None:
         "overrides": ["train.epochs=2"],
     }
     assert scoring.concurrency_limit == 1
+    assert scoring.work_pool_name is None and not scoring.job_variables  # prefect.serve runs them
+
+    (on_pool,) = build_deployments(params, root, work_pool="team-pool")
+    assert on_pool.work_pool_name == "team-pool"
+    assert on_pool.job_variables == {
+        "working_dir": str(root.resolve()), "env": {"ANOMALY_PROJECT_ROOT": str(root.resolve())},
+    }
+    assert on_pool.entrypoint == "flows.scoring.scoring_flow"  # imported from the worker's venv
 
 
 if __name__ == "__main__":  # pragma: no cover
