@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.project import BIN, cli_env, make_project
+from tests.e2e.project import BIN, REPO, cli_env, make_project
 
 # e2e: real services and trainings; the global limit of pyproject.toml is too short for them
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(900)]
@@ -28,6 +28,9 @@ def registered_versions(root) -> list[int]:
     with sqlite3.connect(root / "mlflow.db") as db:
         return sorted(int(v) for (v,) in db.execute("select version from model_versions"))
 
+
+#: what a team commits besides the code: the lock file and the outputs kept out of DVC's cache
+TEAM_COMMITS = ("dvc.lock", "metrics.json", "plots")
 
 STAGES = ("ingest", "validate", "preprocess", "train", "calibrate", "evaluate", "register")
 GIT = ["git", "-c", "user.name=test", "-c", "user.email=test@example.com"]
@@ -101,3 +104,39 @@ def test_exp_run_with_a_set_parameter(repo):
     assert stages_run(out) == {"train", "calibrate", "evaluate", "register"}
     history = json.loads((repo / "models/training_history.json").read_text())
     assert history["epochs_run"] == 2 and len(history["history"]["loss"]) == 2
+
+
+def test_a_pushed_pipeline_is_pulled_into_another_checkout_with_nothing_to_rerun(repo, tmp_path):
+    """The team path of docs/SERVICES.md, under the project's own .gitignore: `dvc remote add
+    -d team`, `dvc push`, commit dvc.lock with the uncached metrics and plots; another clone
+    `dvc pull`s and finds nothing to run; the pulled model scores like the pushed one."""
+    import numpy as np
+    import pandas as pd
+
+    from anomaly_models import AnomalyDetector
+
+    remote = tmp_path / "team-remote"
+    dvc = str(BIN / "dvc")
+    shutil.copy(REPO / ".gitignore", repo / ".gitignore")
+    run(repo, "git", "rm", "-r", "-q", "--cached", ".")
+    run(repo, dvc, "remote", "add", "-d", "team", str(remote))
+    pushed = run(repo, dvc, "push")
+    assert "pushed" in pushed and any(remote.rglob("*"))
+    run(repo, *GIT, "add", "-A")
+    run(repo, *GIT, "add", "-f", *TEAM_COMMITS)  # what docs/SERVICES.md says to commit
+    run(repo, *GIT, "commit", "-qm", "team remote, pipeline state")
+
+    other = tmp_path / "other"
+    run(tmp_path, "git", "clone", "-q", str(repo), str(other))
+    assert not (other / "models").exists()  # the cached outputs are not in git
+    run(other, dvc, "pull")
+    assert "up to date" in run(other, dvc, "status")
+    assert "Running stage" not in run(other, dvc, "repro")
+    assert not (other / "mlflow.db").exists()  # the no-op needed no registry
+
+    rows = pd.read_parquet(other / "data" / "processed" / "test.parquet")
+    rows = rows[["temp", "pressure", "flow", "vibration"]]
+    pulled = AnomalyDetector.load(other / "models" / "model.keras")
+    pushed = AnomalyDetector.load(repo / "models" / "model.keras")
+    assert pulled.threshold_ == pushed.threshold_
+    np.testing.assert_array_equal(pulled.score_samples(rows), pushed.score_samples(rows))
