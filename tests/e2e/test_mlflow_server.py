@@ -14,6 +14,7 @@ import json
 import secrets
 import subprocess
 import urllib.error
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -126,4 +127,12 @@ def test_two_checkouts_train_score_and_promote_through_one_authenticated_server(
     out = _score_one_batch(alice, envs[0], "second")
     assert set(out["model_version"]) == {other}  # the alias moved by the other checkout
     assert "champion" in _versions(alice, envs[0])[other]
+    _no_registry_files(alice)
+
+    # the day's report reads each version's drift reference from the server, logs a run there
+    today = datetime.now(UTC).date().isoformat()
+    reported = _anomaly(alice, envs[0], "report", "--date", today)
+    assert reported.returncode == 0, reported.stderr[-3000:]
+    assert f"data-quality report {today}: 2 batches (2 passed" in reported.stdout, reported.stdout
+    assert (alice / "data" / "reports" / today / "report.html").is_file()
     _no_registry_files(alice)
